@@ -1,0 +1,8 @@
+//! stub
+use super::Context;
+/// Accounts.
+#[derive(Clone)]
+#[allow(missing_debug_implementations)]
+pub struct Accounts {
+    pub(crate) ctx: Context,
+}

@@ -1,0 +1,69 @@
+//! Guildhall's project automation, run as `cargo xtask <task>` (matklad's cargo-xtask
+//! pattern: the alias lives in `.cargo/config.toml`).
+//!
+//! Std only: this binary is compiled before anything else on every CI run.
+
+mod ci;
+mod clock_rng;
+mod purity;
+mod workspace;
+
+use std::process::ExitCode;
+
+use workspace::Workspace;
+
+const USAGE: &str = "\
+Usage: cargo xtask <task> [options]
+
+Tasks:
+  ci [--skip-tests]  what CI runs, in order, stopping at the first failure:
+                       fmt        cargo fmt --all --check
+                       clippy     cargo clippy --workspace --all-targets --all-features -- -D warnings
+                       test       cargo test --workspace --all-features  (skipped by --skip-tests)
+                       purity     the domain purity check (see `purity`)
+                       clock-rng  the domain clock/RNG check (see `clock-rng`)
+  purity             fail if guildhall-domain's normal dependencies (default and all features)
+                     include an I/O runtime, driver, web or mail crate, or `rand`
+  clock-rng          fail if crates/guildhall-domain/src reads the clock or an RNG directly
+                     instead of going through its ports
+  help               print this text
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+
+    let outcome = match args.as_slice() {
+        [] | ["help" | "-h" | "--help"] => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        ["ci", flags @ ..] => match ci::Options::parse(flags) {
+            Ok(options) => with_workspace(|ws| ci::run(ws, options)),
+            Err(message) => return usage_error(&message),
+        },
+        ["purity"] => with_workspace(purity::check),
+        ["clock-rng"] => with_workspace(clock_rng::check),
+        _ => {
+            return usage_error(&format!("unknown task or arguments: `{}`", args.join(" ")));
+        }
+    };
+
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn with_workspace(task: impl FnOnce(&Workspace) -> Result<(), String>) -> Result<(), String> {
+    task(&Workspace::locate()?)
+}
+
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("error: {message}\n");
+    eprint!("{USAGE}");
+    ExitCode::from(2)
+}

@@ -1,0 +1,72 @@
+//! Where the workspace is, and how to run cargo inside it.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The cargo workspace xtask belongs to, and the cargo that launched xtask.
+#[derive(Debug)]
+pub struct Workspace {
+    root: PathBuf,
+    cargo: OsString,
+}
+
+impl Workspace {
+    /// The workspace root is the parent of this crate's manifest directory, fixed at
+    /// compile time so that xtask works from any current directory.
+    pub fn locate() -> Result<Self, String> {
+        let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let root = manifest_dir.parent().ok_or_else(|| {
+            format!("cannot find the workspace root: {} has no parent directory", manifest_dir.display())
+        })?;
+        // `cargo xtask` sets CARGO to the cargo running it, so nested commands use the
+        // same toolchain even when several are installed.
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+        Ok(Self { root: root.to_path_buf(), cargo })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn cargo(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.cargo);
+        command.args(args).current_dir(&self.root);
+        command
+    }
+
+    /// Runs `cargo <args>` with the terminal as its stdout/stderr.
+    pub fn run_cargo(&self, args: &[&str]) -> Result<(), String> {
+        let shown = display_command(args);
+        let status = self.cargo(args).status().map_err(|error| format!("could not start `{shown}`: {error}"))?;
+        if status.success() { Ok(()) } else { Err(format!("`{shown}` failed ({status})")) }
+    }
+
+    /// Runs `cargo <args>` and returns its stdout; its stderr goes into the error.
+    pub fn capture_cargo(&self, args: &[&str]) -> Result<String, String> {
+        let shown = display_command(args);
+        let output = self
+            .cargo(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|error| format!("could not start `{shown}`: {error}"))?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(format!(
+                "`{shown}` failed ({}):\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim_end()
+            ))
+        }
+    }
+}
+
+pub fn display_command(args: &[&str]) -> String {
+    let mut shown = String::from("cargo");
+    for arg in args {
+        shown.push(' ');
+        shown.push_str(arg);
+    }
+    shown
+}
