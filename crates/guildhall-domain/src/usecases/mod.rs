@@ -354,8 +354,24 @@ impl Context {
     /// violation to the use case's error.
     pub(crate) async fn decide_and_commit<T, E, F, Fut>(
         &self,
-        mut decide: F,
+        decide: F,
         on_duplicate: impl Fn(Duplicate) -> E,
+    ) -> Result<T, E>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<(T, ChangeSet), E>>,
+        E: From<Unexpected>,
+    {
+        self.decide_and_commit_or_redecide(decide, |duplicate| Some(on_duplicate(duplicate))).await
+    }
+
+    /// Like [`decide_and_commit`](Self::decide_and_commit), but `on_duplicate` may answer
+    /// `None` to decide again: for uniqueness races whose loser takes another path
+    /// (an address registered meanwhile gets an invitation instead of a new account).
+    pub(crate) async fn decide_and_commit_or_redecide<T, E, F, Fut>(
+        &self,
+        mut decide: F,
+        on_duplicate: impl Fn(Duplicate) -> Option<E>,
     ) -> Result<T, E>
     where
         F: FnMut() -> Fut,
@@ -367,7 +383,11 @@ impl Context {
             match self.ports.unit_of_work.commit(changes).await {
                 Ok(()) => return Ok(outcome),
                 Err(CommitError::Conflict) => {}
-                Err(CommitError::Duplicate(duplicate)) => return Err(on_duplicate(duplicate)),
+                Err(CommitError::Duplicate(duplicate)) => {
+                    if let Some(error) = on_duplicate(duplicate) {
+                        return Err(error);
+                    }
+                }
                 Err(CommitError::Store(error)) => return Err(Unexpected::from(error).into()),
             }
         }

@@ -1,1 +1,3 @@
-//! Integration tests of the domain, one binary.
+//! Integration tests of the domain: one test binary, a module per area.
+
+mod password_policy;
