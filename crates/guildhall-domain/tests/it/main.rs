@@ -1,3 +1,5 @@
 //! Integration tests of the domain: one test binary, a module per area.
 
 mod password_policy;
+mod preview;
+mod role_policy;
