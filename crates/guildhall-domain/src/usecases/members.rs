@@ -71,7 +71,7 @@ pub enum CreateMemberOutcome {
         /// The new account.
         user: UserId,
         /// Its membership.
-        membership: Membership,
+        membership: Box<Membership>,
         /// When the temporary password stops working.
         temporary_password_expires_at: DateTime<Utc>,
     },
@@ -491,7 +491,7 @@ impl Members {
                 Ok((
                     CreateMemberOutcome::AccountCreated {
                         user: user.id,
-                        membership,
+                        membership: Box::new(membership),
                         temporary_password_expires_at: expires_at,
                     },
                     changes,
