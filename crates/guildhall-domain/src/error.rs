@@ -66,6 +66,11 @@ pub enum AccessError {
         /// Why it is not held.
         denial: Denial,
     },
+    /// The caller is a member, but the membership is suspended or expired: they can do
+    /// nothing in the organisation, not even read it. (Always [`Denial::Suspended`] or
+    /// [`Denial::Expired`].)
+    #[error("{0}; ask an administrator of the organisation if this is a mistake")]
+    Inactive(Denial),
 }
 
 impl AccessError {

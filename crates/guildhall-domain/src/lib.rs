@@ -33,6 +33,8 @@ pub mod policy;
 pub mod ports;
 pub mod query;
 pub mod role;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod token;
 pub mod usecases;
 pub mod user;

@@ -944,7 +944,7 @@ impl Members {
     pub async fn get(&self, actor: UserId, org: OrgId, user: UserId) -> Result<MemberDetails, MemberQueryError> {
         let ctx = &self.ctx;
         let access = if actor == user {
-            ctx.org_access::<MemberQueryError>(org, actor).await?
+            ctx.active_access::<MemberQueryError>(org, actor).await?
         } else {
             ctx.authorized::<MemberQueryError>(org, actor, &permissions::MEMBERS_MANAGE).await?
         };
@@ -970,7 +970,7 @@ impl Members {
         let ctx = &self.ctx;
         let permission = Permission::parse(permission).map_err(Invalid::from)?;
         let access = if actor == user {
-            ctx.org_access::<MemberQueryError>(org, actor).await?
+            ctx.active_access::<MemberQueryError>(org, actor).await?
         } else {
             ctx.authorized::<MemberQueryError>(org, actor, &permissions::MEMBERS_MANAGE).await?
         };

@@ -29,7 +29,7 @@ use crate::ports::{
     MembershipRepository, OrganisationRepository, PasswordHasher, TokenGenerator, TokenRepository, UnitOfWork,
     UserRepository,
 };
-use crate::role::{RolePolicy, RoleSet, Scope};
+use crate::role::{Denial, RolePolicy, RoleSet, Scope};
 use crate::token::{SessionPolicy, Token};
 use crate::values::{EmailAddress, OrgSlug, Permission, Topic};
 
@@ -322,6 +322,22 @@ impl Context {
         };
         let roles = RoleSet::new(self.ports.organisations.custom_roles(org).await.map_err(Unexpected::from)?);
         Ok(OrgAccess { org: organisation, roles, actor: membership })
+    }
+
+    /// [`org_access`](Self::org_access) for a membership in force: a suspended or expired
+    /// member can do nothing in the organisation, not even read it.
+    pub(crate) async fn active_access<E>(&self, org: OrgId, actor: UserId) -> Result<OrgAccess, E>
+    where
+        E: From<AccessError> + From<Unexpected>,
+    {
+        let access: OrgAccess = self.org_access::<E>(org, actor).await?;
+        if access.actor.is_suspended() {
+            return Err(AccessError::Inactive(Denial::Suspended).into());
+        }
+        if let Some(expired) = access.actor.expires_at.filter(|at| *at <= self.now()) {
+            return Err(AccessError::Inactive(Denial::Expired(expired)).into());
+        }
+        Ok(access)
     }
 
     /// [`org_access`](Self::org_access), then requires `permission`.

@@ -72,7 +72,7 @@ impl Roles {
     /// See [`ListRolesError`]; any member may list roles.
     pub async fn list(&self, actor: UserId, org: OrgId) -> Result<Vec<RoleView>, ListRolesError> {
         let ctx = &self.ctx;
-        let access = ctx.org_access::<ListRolesError>(org, actor).await?;
+        let access = ctx.active_access::<ListRolesError>(org, actor).await?;
         let mut roles: Vec<RoleView> = access
             .roles
             .iter()

@@ -1,6 +1,11 @@
 //! Integration tests of the domain: one test binary, a module per area.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod interactions;
+mod invariants;
+mod organisations;
 mod password_policy;
 mod preview;
 mod role_policy;

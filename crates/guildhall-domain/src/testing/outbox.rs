@@ -1,0 +1,84 @@
+//! The dispatcher's side of the [`MemoryStore`]'s outbox.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+
+use crate::error::StoreError;
+use crate::ids::MessageId;
+use crate::ports::{ClaimedEmail, DeliveryFailure, Outbox};
+
+use super::store::{MemoryStore, OutboxRecord, StoreSnapshot, store_error};
+
+fn message_mut(state: &mut StoreSnapshot, id: MessageId) -> Result<&mut OutboxRecord, StoreError> {
+    state
+        .outbox
+        .iter_mut()
+        .find(|m| m.id == id)
+        .ok_or_else(|| store_error(format!("message {id} is not in the outbox")))
+}
+
+/// The outbox follows the contract of [`Outbox`]: a message is claimable while it is not
+/// sent, not dead, due (`next_attempt_at <= now`; new messages are due at once) and not
+/// under a lease that ends after `now`. Messages are claimed oldest first (queued time,
+/// then id). Sending or giving up erases the payload of a message that carries a secret.
+#[async_trait]
+impl Outbox for MemoryStore {
+    async fn claim(&self, limit: u32, now: DateTime<Utc>, lease: Duration) -> Result<Vec<ClaimedEmail>, StoreError> {
+        let mut inner = self.lock()?;
+        let until = now.checked_add_signed(lease).ok_or_else(|| store_error("the lease is out of range"))?;
+        let mut due: Vec<&mut OutboxRecord> = inner
+            .state
+            .outbox
+            .iter_mut()
+            .filter(|m| m.sent_at.is_none() && !m.dead && m.payload.is_some())
+            .filter(|m| m.next_attempt_at.is_none_or(|at| at <= now))
+            .filter(|m| m.leased_until.is_none_or(|until| until <= now))
+            .collect();
+        due.sort_by_key(|m| (m.queued_at, m.id));
+        let mut claimed = Vec::new();
+        for message in due.into_iter().take(usize::try_from(limit).unwrap_or(usize::MAX)) {
+            if let Some(email) = message.payload.clone() {
+                message.leased_until = Some(until);
+                claimed.push(ClaimedEmail { email, attempts: message.attempts });
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn mark_sent(&self, id: MessageId, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        let message = message_mut(&mut inner.state, id)?;
+        message.sent_at = Some(at);
+        message.leased_until = None;
+        message.erase_secret();
+        Ok(())
+    }
+
+    async fn mark_failed(&self, id: MessageId, failure: DeliveryFailure) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        let message = message_mut(&mut inner.state, id)?;
+        message.attempts = message.attempts.saturating_add(1);
+        message.leased_until = None;
+        match failure {
+            DeliveryFailure::Retry { error, at } => {
+                message.last_error = Some(error);
+                message.next_attempt_at = Some(at);
+            }
+            DeliveryFailure::Dead { error } => {
+                message.last_error = Some(error);
+                message.dead = true;
+                // It will never be sent: keeping its secret would only be a risk.
+                message.erase_secret();
+            }
+        }
+        Ok(())
+    }
+
+    async fn release(&self, ids: &[MessageId]) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        for message in inner.state.outbox.iter_mut().filter(|m| ids.contains(&m.id)) {
+            message.leased_until = None;
+        }
+        Ok(())
+    }
+}
