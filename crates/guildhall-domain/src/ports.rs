@@ -26,7 +26,7 @@ use crate::query::{MemberPage, MemberQuery, Page, PageRequest};
 use crate::role::Role;
 use crate::token::{OneTimeToken, Secret, Session, TokenHash};
 use crate::user::{PasswordHash, User};
-use crate::values::{EmailAddress, OrgSlug, RoleKey};
+use crate::values::{AlertKind, EmailAddress, OrgSlug, RoleKey};
 
 /// Reads user accounts.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
@@ -96,6 +96,12 @@ pub trait MembershipRepository: Send + Sync {
     /// # Errors
     /// MUST return `StoreError` only when storage fails.
     async fn memberships_with_roles(&self, org: OrgId, roles: &[RoleKey]) -> Result<Vec<Membership>, StoreError>;
+
+    /// Every membership of `org` that opted into `alert` (any status; callers filter).
+    ///
+    /// # Errors
+    /// MUST return `StoreError` only when storage fails.
+    async fn memberships_with_alert(&self, org: OrgId, alert: &AlertKind) -> Result<Vec<Membership>, StoreError>;
 
     /// Every membership of `user`, in any organisation (the linked-accounts view).
     ///

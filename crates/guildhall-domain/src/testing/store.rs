@@ -22,7 +22,7 @@ use crate::query::{MemberCursor, MemberPage, MemberQuery, MemberSummary, Page, P
 use crate::role::Role;
 use crate::token::{OneTimeToken, Session, TokenHash};
 use crate::user::User;
-use crate::values::{EmailAddress, OrgSlug, RoleKey, Topic};
+use crate::values::{AlertKind, EmailAddress, OrgSlug, RoleKey, Topic};
 
 /// One message in the outbox, with its delivery bookkeeping.
 ///
@@ -447,6 +447,12 @@ impl MembershipRepository for MemoryStore {
     async fn memberships_with_roles(&self, org: OrgId, roles: &[RoleKey]) -> Result<Vec<Membership>, StoreError> {
         self.read(|state| {
             state.memberships.values().filter(|m| m.org == org && roles.contains(&m.role)).cloned().collect()
+        })
+    }
+
+    async fn memberships_with_alert(&self, org: OrgId, alert: &AlertKind) -> Result<Vec<Membership>, StoreError> {
+        self.read(|state| {
+            state.memberships.values().filter(|m| m.org == org && m.alerts.contains(alert)).cloned().collect()
         })
     }
 

@@ -229,6 +229,17 @@ pub struct MemberSearch {
     pub cursor: Option<String>,
 }
 
+/// A member who should receive an alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertRecipient {
+    /// The member.
+    pub user: UserId,
+    /// Their name.
+    pub name: String,
+    /// Their address.
+    pub email: EmailAddress,
+}
+
 /// One member with their account details, as an administrator sees them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberDetails {
@@ -983,6 +994,43 @@ impl Members {
         }
         let membership = ctx.ports.memberships.membership(org, user).await?.ok_or(MemberQueryError::MemberNotFound)?;
         Ok(access.policy(&ctx.catalogue).explain(Some(&membership), &permission, ctx.now()))
+    }
+
+    /// Who should receive `alert` in `org`: members in force, with an active account,
+    /// who opted into the alert. When the event concerns a `facility` (a lead or an intake
+    /// at one site), only members attributed to that facility receive it, plus members
+    /// attributed to no facility at all (organisation-wide staff). For the embedder's own
+    /// notification code: it answers for the system, not for a signed-in person.
+    ///
+    /// # Errors
+    /// [`MemberQueryError::Invalid`] for an alert the catalogue does not know;
+    /// [`MemberQueryError::Unexpected`] when storage fails.
+    pub async fn alert_recipients(
+        &self,
+        org: OrgId,
+        alert: &AlertKind,
+        facility: Option<FacilityId>,
+    ) -> Result<Vec<AlertRecipient>, MemberQueryError> {
+        let ctx = &self.ctx;
+        if !ctx.catalogue.has_alert(alert) {
+            return Err(Invalid::from(InvalidValue::new("alert", format!("there is no alert called {alert:?}"))).into());
+        }
+        let now = ctx.now();
+        let mut recipients = Vec::new();
+        for membership in ctx.ports.memberships.memberships_with_alert(org, alert).await? {
+            let reaches =
+                facility.is_none_or(|f| membership.facilities.is_empty() || membership.facilities.contains(&f));
+            if !membership.is_active(now) || !reaches {
+                continue;
+            }
+            if let Some(user) = ctx.ports.users.user(membership.user).await?
+                && user.is_active()
+            {
+                recipients.push(AlertRecipient { user: user.id, name: user.name.full(), email: user.email });
+            }
+        }
+        recipients.sort_by(|a, b| a.email.cmp(&b.email));
+        Ok(recipients)
     }
 
     /// Checks that `user` may use `permission` within `scope`: the embedder's permission
