@@ -211,3 +211,48 @@ async fn a_conflicting_commit_is_decided_again_from_fresh_reads() {
         .returning(|_| Ok(()));
     mocks.guildhall().invitations().invite(admin_id(), org_id(), "cy@example.com", &builtin::USER).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_failed_hash_aborts_the_sign_up_with_nothing_stored() {
+    use guildhall_domain::password::Password;
+    use guildhall_domain::usecases::{SignUp, SignUpError};
+
+    let mut mocks = Mocks::new();
+    mocks
+        .hasher
+        .expect_hash()
+        .with(eq(Password::new("Winter-Garden-2026!")))
+        .times(1)
+        .returning(|_| Err(HashError("worker pool gone".into())));
+    // No read of the address (that would reveal timing) and no commit.
+    mocks.users.expect_user_by_email().times(0);
+    mocks.unit_of_work.expect_commit().times(0);
+    let err = mocks
+        .guildhall()
+        .accounts()
+        .sign_up(SignUp {
+            email: "dee@example.com".into(),
+            password: "Winter-Garden-2026!".into(),
+            first_name: "Dee".into(),
+            last_name: "Example".into(),
+            phone: None,
+            invitation_token: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SignUpError::Unexpected(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn signing_in_with_an_unknown_address_costs_a_dummy_verification_and_answers_like_a_wrong_password() {
+    use guildhall_domain::password::Password;
+    use guildhall_domain::usecases::SignInError;
+
+    let mut mocks = Mocks::new();
+    mocks.users.expect_user_by_email().times(1).returning(|_| Ok(None));
+    mocks.hasher.expect_verify_dummy().with(eq(Password::new("Guess-Who-1234!"))).times(1).returning(|_| Ok(()));
+    mocks.hasher.expect_verify().times(0);
+    mocks.unit_of_work.expect_commit().times(0);
+    let err = mocks.guildhall().accounts().sign_in("nobody@example.com", "Guess-Who-1234!").await.unwrap_err();
+    assert!(matches!(err, SignInError::InvalidCredentials), "{err:?}");
+}
