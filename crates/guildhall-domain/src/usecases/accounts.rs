@@ -1258,3 +1258,118 @@ fn forced_change(user: &User) -> Vec<FieldChange> {
         Vec::new()
     }
 }
+
+/// [`Accounts::disable`] or [`Accounts::enable`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountStatusError {
+    /// No such account.
+    #[error("account not found")]
+    NotFound,
+    /// The account is already in that state.
+    #[error("the account is already {0}")]
+    AlreadyInState(&'static str),
+    /// The account is the last administrator of these organisations.
+    #[error("the account is the last administrator of {}; make someone else an administrator there first", .0.join(", "))]
+    LastAdministrator(Vec<String>),
+    /// Something unexpected.
+    #[error(transparent)]
+    Unexpected(#[from] Unexpected),
+}
+
+from_store_error!(AccountStatusError);
+
+impl Accounts {
+    /// Disables an account (an operator's action, not an organisation's): it can no
+    /// longer sign in and every session ends at once. Refused while the account is the
+    /// last administrator of an organisation.
+    ///
+    /// # Errors
+    /// See [`AccountStatusError`].
+    pub async fn disable(&self, user: UserId) -> Result<User, AccountStatusError> {
+        let ctx = &self.ctx;
+        ctx.decide_and_commit(
+            || async {
+                let now = ctx.now();
+                let account = ctx.ports.users.user(user).await?.ok_or(AccountStatusError::NotFound)?;
+                if !account.is_active() {
+                    return Err(AccountStatusError::AlreadyInState("disabled"));
+                }
+                let mut changes = ChangeSet::new();
+                let mut orphaned = Vec::new();
+                for membership in ctx.ports.memberships.memberships_of_user(user).await? {
+                    let access = ctx.org_access::<AccountStatusError>(membership.org, user).await?;
+                    let before = ctx.administrators_and(&access, &[]).await?;
+                    let admins_left = crate::policy::check_administrators_remain(
+                        &ctx.catalogue,
+                        &access.roles,
+                        &before,
+                        |m| (m.user != user).then(|| m.clone()),
+                        now,
+                    );
+                    if admins_left.is_err() && before.iter().any(|m| m.user == user) {
+                        orphaned.push(access.org.name.to_string());
+                    }
+                    // Administrators' decisions in these organisations counted this account.
+                    changes.require(Precondition::OrgVersion { org: access.org.id, version: access.org.version });
+                }
+                if !orphaned.is_empty() {
+                    return Err(AccountStatusError::LastAdministrator(orphaned));
+                }
+                let disabled = User { status: UserStatus::Disabled { since: now }, ..account.clone() };
+                changes
+                    .require(Precondition::UserVersion { user, version: account.version })
+                    .push(Change::UpdateUser(disabled.clone()))
+                    .push(Change::RevokeSessionsOf { user, except: None, at: now })
+                    .audit(ctx.audit(
+                        None,
+                        None,
+                        AuditAction::AccountDisabled,
+                        AuditTarget::User(user),
+                        vec![FieldChange::new("status", Some("active"), Some("disabled"))],
+                    ));
+                Ok((disabled, changes))
+            },
+            unexpected_duplicate,
+        )
+        .await
+    }
+
+    /// Enables a disabled account again (an operator's action).
+    ///
+    /// # Errors
+    /// See [`AccountStatusError`].
+    pub async fn enable(&self, user: UserId) -> Result<User, AccountStatusError> {
+        let ctx = &self.ctx;
+        ctx.decide_and_commit(
+            || async {
+                let account = ctx.ports.users.user(user).await?.ok_or(AccountStatusError::NotFound)?;
+                if account.is_active() {
+                    return Err(AccountStatusError::AlreadyInState("active"));
+                }
+                let enabled = User { status: UserStatus::Active, ..account.clone() };
+                let mut changes = ChangeSet::new();
+                changes
+                    .require(Precondition::UserVersion { user, version: account.version })
+                    .push(Change::UpdateUser(enabled.clone()))
+                    .audit(ctx.audit(
+                        None,
+                        None,
+                        AuditAction::AccountEnabled,
+                        AuditTarget::User(user),
+                        vec![FieldChange::new("status", Some("disabled"), Some("active"))],
+                    ));
+                Ok((enabled, changes))
+            },
+            unexpected_duplicate,
+        )
+        .await
+    }
+}
+
+/// For [`Accounts::disable`], which loads every organisation the account belongs to: a
+/// membership whose organisation is missing is a broken store, not a caller's mistake.
+impl From<crate::error::AccessError> for AccountStatusError {
+    fn from(_: crate::error::AccessError) -> Self {
+        Self::Unexpected(Unexpected::message("a membership refers to a missing organisation"))
+    }
+}

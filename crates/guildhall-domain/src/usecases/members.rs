@@ -254,15 +254,21 @@ pub struct MemberDetails {
 }
 
 impl Context {
-    /// Every administrator of the organisation plus `extra` memberships (deduplicated):
-    /// what the administrators check needs.
+    /// Every administrator of the organisation whose account is active, plus `extra`
+    /// memberships (deduplicated): what the administrators check needs.
     pub(crate) async fn administrators_and(
         &self,
         access: &OrgAccess,
         extra: &[&Membership],
     ) -> Result<Vec<Membership>, Unexpected> {
         let admin_roles = access.roles.administering_roles(&self.catalogue);
-        let mut members = self.ports.memberships.memberships_with_roles(access.org.id, &admin_roles).await?;
+        let mut members = Vec::new();
+        // An administrator whose account is disabled cannot act: they do not count.
+        for member in self.ports.memberships.memberships_with_roles(access.org.id, &admin_roles).await? {
+            if self.ports.users.user(member.user).await?.is_some_and(|u| u.is_active()) {
+                members.push(member);
+            }
+        }
         for member in extra {
             if !members.iter().any(|m| m.user == member.user) {
                 members.push((*member).clone());

@@ -893,3 +893,50 @@ async fn a_verification_link_used_concurrently_reads_as_already_used() {
 
     assert!(matches!(error, VerifyEmailError::AlreadyUsed), "{error:?}");
 }
+
+mod disabling {
+    use guildhall_domain::policy::InvariantViolation;
+    use guildhall_domain::role::builtin;
+    use guildhall_domain::testing::TestKit;
+    use guildhall_domain::usecases::{AccountStatusError, MemberStatusError, SignInError};
+
+    #[tokio::test]
+    async fn the_last_administrator_of_an_organisation_cannot_be_disabled() {
+        let kit = TestKit::new();
+        let ann = kit.seed_user("ann@example.com", true).await.unwrap();
+        kit.seed_org("acme-physio", ann.id).await.unwrap();
+        let err = kit.guildhall.accounts().disable(ann.id).await.unwrap_err();
+        match err {
+            AccountStatusError::LastAdministrator(orgs) => assert_eq!(orgs.len(), 1),
+            other => panic!("expected LastAdministrator, got {other:?}"),
+        }
+        assert!(kit.store.users().iter().all(|u| u.is_active()));
+    }
+
+    #[tokio::test]
+    async fn a_disabled_account_cannot_sign_in_loses_its_sessions_and_no_longer_counts_as_an_administrator() {
+        let kit = TestKit::new();
+        let g = &kit.guildhall;
+        let ann = kit.seed_user("ann@example.com", true).await.unwrap();
+        let bo = kit.seed_user("bo@example.com", true).await.unwrap();
+        let org = kit.seed_org("acme-physio", ann.id).await.unwrap();
+        kit.seed_member(org.id, bo.id, builtin::ADMINISTRATOR).await.unwrap();
+        let session = g.accounts().sign_in("bo@example.com", TestKit::PASSWORD).await.unwrap();
+
+        let disabled = g.accounts().disable(bo.id).await.unwrap();
+        assert!(!disabled.is_active());
+        assert!(g.accounts().authenticate(session.token.expose()).await.is_err(), "sessions end at once");
+        let err = g.accounts().sign_in("bo@example.com", TestKit::PASSWORD).await.unwrap_err();
+        assert!(matches!(err, SignInError::AccountDisabled), "{err:?}");
+        // Bo's membership still reads as an administrator's, but a disabled account
+        // cannot act: Ann is now the last administrator and cannot leave.
+        let err = g.members().leave(ann.id, org.id).await.unwrap_err();
+        assert!(matches!(err, MemberStatusError::Refused(InvariantViolation::NoAdministratorLeft)), "{err:?}");
+        assert!(matches!(g.accounts().disable(ann.id).await, Err(AccountStatusError::LastAdministrator(_))));
+
+        g.accounts().enable(bo.id).await.unwrap();
+        g.members().leave(ann.id, org.id).await.unwrap();
+        let actions: Vec<_> = kit.store.audit().iter().map(|e| e.action.as_str()).collect();
+        assert!(actions.contains(&"user.disabled") && actions.contains(&"user.enabled"));
+    }
+}
