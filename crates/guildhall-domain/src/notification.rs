@@ -41,7 +41,8 @@ pub enum Notification {
         /// When it stops working.
         expires_at: DateTime<Utc>,
     },
-    /// Somebody tried to sign up with your address, which already has an account.
+    /// Somebody tried to sign up with your address, or to move another account to it,
+    /// while it already has an account.
     SignUpAttemptWithExistingAccount,
     /// Please confirm your address.
     VerifyEmail {

@@ -38,6 +38,12 @@ pub trait UserRepository: Send + Sync {
     /// MUST return `StoreError` only when storage fails; a missing account is `Ok(None)`.
     async fn user(&self, id: UserId) -> Result<Option<User>, StoreError>;
 
+    /// The accounts with these ids (missing ones are left out), in any order.
+    ///
+    /// # Errors
+    /// MUST return `StoreError` only when storage fails.
+    async fn users(&self, ids: &[UserId]) -> Result<Vec<User>, StoreError>;
+
     /// The account with this address, ignoring letter case.
     ///
     /// # Errors
@@ -292,6 +298,23 @@ pub enum Precondition {
         user: UserId,
         /// The version the decision read.
         version: u64,
+    },
+    /// The account's version is still `version`; the commit leaves it as it is. A
+    /// sign-in carries this so that a session opened with a password cannot outlive a
+    /// password change or reset that committed while it was being checked.
+    UserUnchanged {
+        /// The account.
+        user: UserId,
+        /// The version the decision read.
+        version: u64,
+    },
+    /// No membership of the organisation has this role (deleting a role that had no
+    /// holders when the decision was made, while an invitation could be accepted).
+    RoleUnheld {
+        /// The organisation.
+        org: OrgId,
+        /// The role.
+        role: RoleKey,
     },
     /// The invitation is still stored as pending with this token hash.
     InvitationPending {

@@ -77,6 +77,12 @@ fn check_preconditions(state: &StoreSnapshot, preconditions: &[Precondition]) ->
                 state.join_requests.get(id).is_some_and(|r| r.org == *org && r.is_pending())
             }
             Precondition::TokenUnused { hash } => state.tokens.get(hash).is_some_and(|t| t.used_at.is_none()),
+            Precondition::UserUnchanged { user, version } => {
+                state.users.get(user).is_some_and(|u| u.version == *version)
+            }
+            Precondition::RoleUnheld { org, role } => {
+                !state.memberships.values().any(|m| m.org == *org && m.role == *role)
+            }
         };
         if !holds {
             return Err(CommitError::Conflict);

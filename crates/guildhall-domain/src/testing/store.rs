@@ -402,6 +402,10 @@ impl UserRepository for MemoryStore {
     async fn user_by_email(&self, email: &EmailAddress) -> Result<Option<User>, StoreError> {
         self.read(|state| state.users.values().find(|user| &user.email == email).cloned())
     }
+
+    async fn users(&self, ids: &[UserId]) -> Result<Vec<User>, StoreError> {
+        self.read(|state| ids.iter().filter_map(|id| state.users.get(id)).cloned().collect())
+    }
 }
 
 #[async_trait]

@@ -253,9 +253,6 @@ pub enum RequestEmailChangeError {
     /// The new address is the current one.
     #[error("{0} is already your address")]
     Unchanged(EmailAddress),
-    /// Another account has the address.
-    #[error("{0} belongs to another account; choose a different address")]
-    AddressTaken(EmailAddress),
     /// Something unexpected.
     #[error(transparent)]
     Unexpected(#[from] Unexpected),
@@ -727,9 +724,10 @@ impl Accounts {
     ///
     /// # Errors
     /// [`RequestEmailChangeError::Invalid`] for a malformed address,
-    /// [`RequestEmailChangeError::WrongPassword`], [`RequestEmailChangeError::Unchanged`],
-    /// and [`RequestEmailChangeError::AddressTaken`] when another account has the address
-    /// (checked again at verification).
+    /// [`RequestEmailChangeError::WrongPassword`] and [`RequestEmailChangeError::Unchanged`].
+    /// An address that belongs to another account answers `Ok` like a free one (nobody
+    /// learns who has an account); its owner is told someone tried to use it, and no
+    /// link is sent.
     pub async fn request_email_change(
         &self,
         user: UserId,
@@ -749,10 +747,13 @@ impl Accounts {
         ctx.decide_and_commit(
             || async {
                 let now = ctx.now();
-                if ctx.ports.users.user_by_email(&new_email).await?.is_some() {
-                    return Err(RequestEmailChangeError::AddressTaken(new_email.clone()));
-                }
                 let mut changes = ChangeSet::new();
+                if ctx.ports.users.user_by_email(&new_email).await?.is_some() {
+                    // Answer as for a free address, so nobody learns who has an account;
+                    // the address's owner hears that someone tried to use it.
+                    changes.send(ctx.email(None, &new_email, Notification::SignUpAttemptWithExistingAccount));
+                    return Ok(((), changes));
+                }
                 changes.push(Change::ExpireTokens { user, reset: false, at: now });
                 self.send_verification(&mut changes, &account, &new_email, now);
                 Ok(((), changes))
@@ -781,8 +782,12 @@ impl Accounts {
     pub async fn sign_in(&self, email: &str, password: &str) -> Result<SignedIn, SignInError> {
         let ctx = &self.ctx;
         let password = Password::new(password);
-        let Ok(email) = EmailAddress::parse(email) else {
-            ctx.ports.hasher.verify_dummy(&password).await.map_err(hash_failed)?;
+        let oversized = password.char_count() > PasswordPolicy::HIGHEST_MAX_LENGTH;
+        let (Ok(email), false) = (EmailAddress::parse(email), oversized) else {
+            // No account's password is that long, and hashing cost must stay bounded:
+            // spend what a verification costs on a bounded prefix and refuse.
+            let bounded: String = password.expose().chars().take(PasswordPolicy::HIGHEST_MAX_LENGTH).collect();
+            ctx.ports.hasher.verify_dummy(&Password::new(bounded)).await.map_err(hash_failed)?;
             return Err(SignInError::InvalidCredentials);
         };
         ctx.decide_and_commit(
@@ -837,6 +842,11 @@ impl Accounts {
                     password_change_required: restricted,
                     revoked_at: None,
                 };
+                if changes.preconditions.is_empty() {
+                    // A password change or reset committing meanwhile revokes every
+                    // session; this one, opened with the old password, must not land after.
+                    changes.require(Precondition::UserUnchanged { user: user.id, version: user.version });
+                }
                 changes.push(Change::InsertSession(session.clone()));
                 Ok((SignedIn { user: user.id, token, session, password_change_required: restricted }, changes))
             },
@@ -1298,7 +1308,7 @@ impl Accounts {
                 let mut orphaned = Vec::new();
                 for membership in ctx.ports.memberships.memberships_of_user(user).await? {
                     let access = ctx.org_access::<AccountStatusError>(membership.org, user).await?;
-                    let before = ctx.administrators_and(&access, &[]).await?;
+                    let before = ctx.administrators_and(&access, &[], &[]).await?;
                     let admins_left = crate::policy::check_administrators_remain(
                         &ctx.catalogue,
                         &access.roles,

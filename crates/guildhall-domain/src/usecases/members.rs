@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 
-use super::{Context, OrgAccess, unexpected_duplicate};
+use super::{Context, unexpected_duplicate};
 use crate::audit::{AuditAction, AuditTarget, FieldChange};
 use crate::catalogue::permissions;
 use crate::error::{AccessError, Invalid, Unexpected, from_store_error};
@@ -251,31 +251,6 @@ pub struct MemberDetails {
     pub state: MemberState,
     /// Effective permissions now.
     pub permissions: BTreeSet<Permission>,
-}
-
-impl Context {
-    /// Every administrator of the organisation whose account is active, plus `extra`
-    /// memberships (deduplicated): what the administrators check needs.
-    pub(crate) async fn administrators_and(
-        &self,
-        access: &OrgAccess,
-        extra: &[&Membership],
-    ) -> Result<Vec<Membership>, Unexpected> {
-        let admin_roles = access.roles.administering_roles(&self.catalogue);
-        let mut members = Vec::new();
-        // An administrator whose account is disabled cannot act: they do not count.
-        for member in self.ports.memberships.memberships_with_roles(access.org.id, &admin_roles).await? {
-            if self.ports.users.user(member.user).await?.is_some_and(|u| u.is_active()) {
-                members.push(member);
-            }
-        }
-        for member in extra {
-            if !members.iter().any(|m| m.user == member.user) {
-                members.push((*member).clone());
-            }
-        }
-        Ok(members)
-    }
 }
 
 /// Validates membership settings against the organisation and catalogue, collecting
@@ -690,7 +665,7 @@ impl Members {
                 if !problems.is_empty() {
                     return Err(Invalid(problems).into());
                 }
-                let before = ctx.administrators_and(&access, &[&current]).await?;
+                let before = ctx.administrators_and(&access, &[], &[&current]).await?;
                 check_administrators_remain(
                     &ctx.catalogue,
                     &access.roles,
@@ -869,7 +844,7 @@ impl Members {
                     }
                     StatusChange::Remove | StatusChange::Leave => None,
                 };
-                let before = ctx.administrators_and(&access, &[&current]).await?;
+                let before = ctx.administrators_and(&access, &[], &[&current]).await?;
                 check_administrators_remain(
                     &ctx.catalogue,
                     &access.roles,

@@ -31,7 +31,8 @@ use crate::ports::{
 };
 use crate::role::{Denial, RolePolicy, RoleSet, Scope};
 use crate::token::{SessionPolicy, Token};
-use crate::values::{EmailAddress, OrgSlug, Permission, Topic};
+use crate::user::User;
+use crate::values::{EmailAddress, OrgSlug, Permission, RoleKey, Topic};
 
 mod accounts;
 mod invitations;
@@ -345,9 +346,35 @@ impl Context {
     where
         E: From<AccessError> + From<Unexpected>,
     {
-        let access: OrgAccess = self.org_access::<E>(org, actor).await?;
+        let access: OrgAccess = self.active_access::<E>(org, actor).await?;
         access.require(&self.catalogue, permission, self.now())?;
         Ok(access)
+    }
+
+    /// The members an administrators check needs: every member holding an administering
+    /// role or one of `roles`, plus `extra` (deduplicated), leaving out members whose
+    /// account is disabled: they cannot act, so they never count as administrators.
+    pub(crate) async fn administrators_and(
+        &self,
+        access: &OrgAccess,
+        roles: &[RoleKey],
+        extra: &[&Membership],
+    ) -> Result<Vec<Membership>, Unexpected> {
+        let mut keys = access.roles.administering_roles(&self.catalogue);
+        keys.extend(roles.iter().cloned());
+        keys.sort();
+        keys.dedup();
+        let mut members = self.ports.memberships.memberships_with_roles(access.org.id, &keys).await?;
+        for member in extra {
+            if !members.iter().any(|m| m.user == member.user) {
+                members.push((*member).clone());
+            }
+        }
+        let ids: Vec<UserId> = members.iter().map(|m| m.user).collect();
+        let active: BTreeSet<UserId> =
+            self.ports.users.users(&ids).await?.into_iter().filter(User::is_active).map(|u| u.id).collect();
+        members.retain(|m| active.contains(&m.user));
+        Ok(members)
     }
 
     /// The password rules for an account: the strictest of the platform's and those of

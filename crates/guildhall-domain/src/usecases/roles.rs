@@ -186,17 +186,12 @@ impl Roles {
             _ => &permissions::ROLES_MANAGE,
         };
         let access = ctx.authorized::<RoleChangeError>(org, actor, needed).await?;
-        let mut keys = access.roles.administering_roles(&ctx.catalogue);
-        keys.extend(change.affected_roles());
-        keys.sort();
-        keys.dedup();
-        let mut members = ctx.ports.memberships.memberships_with_roles(org, &keys).await?;
-        if let RoleChange::AssignRole { user, .. } = change
-            && !members.iter().any(|m| m.user == *user)
-            && let Some(target) = ctx.ports.memberships.membership(org, *user).await?
-        {
-            members.push(target);
-        }
+        let target = match change {
+            RoleChange::AssignRole { user, .. } => ctx.ports.memberships.membership(org, *user).await?,
+            _ => None,
+        };
+        let members =
+            ctx.administrators_and(&access, &change.affected_roles(), &target.iter().collect::<Vec<_>>()).await?;
         let preview = preview_role_change(&ctx.catalogue, &access.roles, &members, &access.actor, change, ctx.now())?;
         Ok((access, members, preview))
     }
