@@ -492,7 +492,7 @@ async fn a_change_by_someone_suspended_meanwhile_is_refused_when_decided_again()
     let update = OrganisationUpdate { name: Some("Kim's Physio".into()), ..Default::default() };
     let err = acme.organisations().update(kim.id, acme.org.id, update).await.unwrap_err();
 
-    let UpdateOrganisationError::Access(AccessError::Forbidden { denial, .. }) = &err else { panic!("{err:?}") };
+    let UpdateOrganisationError::Access(AccessError::Inactive(denial)) = &err else { panic!("{err:?}") };
     assert_eq!(*denial, Denial::Suspended);
     assert_eq!(acme.stored().name.as_str(), "Acme Physio");
 }
