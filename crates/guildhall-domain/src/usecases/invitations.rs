@@ -2,17 +2,17 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Context, unexpected_duplicate};
+use super::{Context, OrgAccess, unexpected_duplicate};
 use crate::audit::{AuditAction, AuditTarget, FieldChange};
 use crate::catalogue::permissions;
 use crate::error::{AccessError, Unexpected, from_store_error};
 use crate::ids::{InvitationId, OrgId, UserId};
 use crate::invitation::{Invitation, InvitationState, InvitationStatus};
 use crate::membership::{Membership, MembershipOrigin};
-use crate::notification::Notification;
+use crate::notification::{Notification, OutboundEmail};
 use crate::policy::{InvariantViolation, check_no_escalation};
 use crate::ports::{Change, ChangeSet, Duplicate, Precondition};
-use crate::role::RoleSet;
+use crate::role::{Role, RoleSet};
 use crate::token::Token;
 use crate::values::{EmailAddress, InvalidValue, RoleKey};
 
@@ -97,6 +97,9 @@ pub enum ManageInvitationError {
     /// The invitation was already accepted, revoked or declined.
     #[error("this invitation is {0:?} and can no longer be changed")]
     Closed(InvitationStatus),
+    /// The invited role grants more than the resender holds (resend only).
+    #[error(transparent)]
+    Escalation(InvariantViolation),
     /// The invited role is gone (resend only); invite again with another role.
     #[error("the role {0:?} no longer exists; revoke this invitation and invite again with another role")]
     RoleGone(RoleKey),
@@ -228,25 +231,10 @@ impl Invitations {
                 {
                     return Err(InviteError::AlreadyMember(email.clone()));
                 }
-                let open = ctx.ports.invitations.open_invitations_for(&email).await?;
-                if let Some(existing) = open.iter().find(|i| i.org == org && i.status(now) == InvitationStatus::Pending)
-                {
-                    return Err(InviteError::AlreadyInvited { email: email.clone(), invitation: existing.id });
+                if let Some(existing) = ctx.pending_invitation(org, &email).await? {
+                    return Err(InviteError::AlreadyInvited { email: email.clone(), invitation: existing });
                 }
-                let token = ctx.new_token();
-                let invitation = Invitation {
-                    id: InvitationId::from_uuid(ctx.new_id()),
-                    org,
-                    email: email.clone(),
-                    role: role.clone(),
-                    token_hash: token.hash(),
-                    invited_by: actor,
-                    created_at: now,
-                    expires_at: now + access.org.settings.invitation_lifetime.duration(),
-                    resent: 0,
-                    state: InvitationState::Pending,
-                };
-                let inviter = ctx.ports.users.user(actor).await?.map(|u| u.name.full()).unwrap_or_default();
+                let (invitation, message) = ctx.new_invitation(&access, actor, &email, offered).await?;
                 let mut changes = ChangeSet::new();
                 changes
                     .require(Precondition::OrgVersion { org, version: access.org.version })
@@ -261,17 +249,7 @@ impl Invitations {
                             FieldChange::new("role", None::<String>, Some(role)),
                         ],
                     ))
-                    .send(ctx.email(
-                        Some(org),
-                        &email,
-                        invitation_email(
-                            &invitation,
-                            &access.org.name.to_string(),
-                            &inviter,
-                            &offered.name.to_string(),
-                            token,
-                        ),
-                    ));
+                    .send(message);
                 Ok((invitation, changes))
             },
             unexpected_duplicate,
@@ -304,6 +282,9 @@ impl Invitations {
                     .roles
                     .get(&current.role)
                     .ok_or_else(|| ManageInvitationError::RoleGone(current.role.clone()))?;
+                // A fresh link is a fresh grant: the resender must hold the role too.
+                check_no_escalation(&access.held(&ctx.catalogue, now), &role.permissions(&ctx.catalogue))
+                    .map_err(ManageInvitationError::Escalation)?;
                 let token = ctx.new_token();
                 let invitation = Invitation {
                     token_hash: token.hash(),
@@ -314,6 +295,7 @@ impl Invitations {
                 let inviter = ctx.ports.users.user(actor).await?.map(|u| u.name.full()).unwrap_or_default();
                 let mut changes = ChangeSet::new();
                 changes
+                    .require(Precondition::OrgVersion { org, version: access.org.version })
                     .require(Precondition::InvitationPending { org, id, token_hash: current.token_hash })
                     .push(Change::UpdateInvitation(invitation.clone()))
                     .audit(ctx.audit(
@@ -348,7 +330,7 @@ impl Invitations {
         let ctx = &self.ctx;
         ctx.decide_and_commit(
             || async {
-                ctx.authorized::<ManageInvitationError>(org, actor, &permissions::MEMBERS_MANAGE).await?;
+                let access = ctx.authorized::<ManageInvitationError>(org, actor, &permissions::MEMBERS_MANAGE).await?;
                 let now = ctx.now();
                 let current =
                     ctx.ports.invitations.invitation(org, id).await?.ok_or(ManageInvitationError::NotFound)?;
@@ -359,6 +341,7 @@ impl Invitations {
                     Invitation { state: InvitationState::Revoked { by: actor, at: now }, ..current.clone() };
                 let mut changes = ChangeSet::new();
                 changes
+                    .require(Precondition::OrgVersion { org, version: access.org.version })
                     .require(Precondition::InvitationPending { org, id, token_hash: current.token_hash })
                     .push(Change::UpdateInvitation(invitation.clone()))
                     .audit(ctx.audit(
@@ -568,6 +551,48 @@ impl Invitations {
             .map(|invitation| InvitationSummary { status: invitation.status(now), invitation })
             .filter(|summary| summary.status == InvitationStatus::Pending)
             .collect())
+    }
+}
+
+impl Context {
+    /// A new pending invitation of `email` to `access`'s organisation with `role`, and
+    /// the email that carries its link.
+    pub(crate) async fn new_invitation(
+        &self,
+        access: &OrgAccess,
+        actor: UserId,
+        email: &EmailAddress,
+        role: &Role,
+    ) -> Result<(Invitation, OutboundEmail), Unexpected> {
+        let now = self.now();
+        let token = self.new_token();
+        let invitation = Invitation {
+            id: InvitationId::from_uuid(self.new_id()),
+            org: access.org.id,
+            email: email.clone(),
+            role: role.key.clone(),
+            token_hash: token.hash(),
+            invited_by: actor,
+            created_at: now,
+            expires_at: now + access.org.settings.invitation_lifetime.duration(),
+            resent: 0,
+            state: InvitationState::Pending,
+        };
+        let inviter = self.ports.users.user(actor).await?.map(|u| u.name.full()).unwrap_or_default();
+        let notification = invitation_email(&invitation, access.org.name.as_str(), &inviter, role.name.as_str(), token);
+        let email = self.email(Some(access.org.id), email, notification);
+        Ok((invitation, email))
+    }
+
+    /// The pending, unexpired invitation of `email` to `org`, if any.
+    pub(crate) async fn pending_invitation(
+        &self,
+        org: OrgId,
+        email: &EmailAddress,
+    ) -> Result<Option<InvitationId>, Unexpected> {
+        let now = self.now();
+        let open = self.ports.invitations.open_invitations_for(email).await?;
+        Ok(open.iter().find(|i| i.org == org && i.status(now) == InvitationStatus::Pending).map(|i| i.id))
     }
 }
 

@@ -10,7 +10,6 @@ use crate::audit::{AuditAction, AuditTarget, FieldChange};
 use crate::catalogue::permissions;
 use crate::error::{AccessError, Invalid, Unexpected, from_store_error};
 use crate::ids::{FacilityId, InvitationId, OrgId, UserId};
-use crate::invitation::{Invitation, InvitationState};
 use crate::membership::{AccessScope, AccessSettings, MemberState, Membership, MembershipOrigin, MembershipStatus};
 use crate::notification::Notification;
 use crate::password::PasswordPolicy;
@@ -365,7 +364,6 @@ impl Members {
                 };
                 check_no_escalation(&access.held(&ctx.catalogue, now), &offered.permissions(&ctx.catalogue))
                     .map_err(CreateMemberError::Escalation)?;
-                let creator = ctx.ports.users.user(actor).await?.map(|u| u.name.full()).unwrap_or_default();
                 let mut changes = ChangeSet::new();
                 changes.require(Precondition::OrgVersion { org, version: access.org.version });
 
@@ -373,23 +371,10 @@ impl Members {
                     if ctx.ports.memberships.membership(org, existing.id).await?.is_some() {
                         return Err(CreateMemberError::AlreadyMember(email.to_string()));
                     }
-                    let open = ctx.ports.invitations.open_invitations_for(email).await?;
-                    if open.iter().any(|i| i.org == org && i.expires_at > now) {
+                    if ctx.pending_invitation(org, email).await?.is_some() {
                         return Err(CreateMemberError::AlreadyInvited(email.clone()));
                     }
-                    let token = ctx.new_token();
-                    let invitation = Invitation {
-                        id: InvitationId::from_uuid(ctx.new_id()),
-                        org,
-                        email: email.clone(),
-                        role: offered.key.clone(),
-                        token_hash: token.hash(),
-                        invited_by: actor,
-                        created_at: now,
-                        expires_at: now + access.org.settings.invitation_lifetime.duration(),
-                        resent: 0,
-                        state: InvitationState::Pending,
-                    };
+                    let (invitation, message) = ctx.new_invitation(&access, actor, email, offered).await?;
                     changes
                         .push(Change::InsertInvitation(invitation.clone()))
                         .audit(ctx.audit(
@@ -402,21 +387,11 @@ impl Members {
                                 FieldChange::new("role", None::<String>, Some(&offered.key)),
                             ],
                         ))
-                        .send(ctx.email(
-                            Some(org),
-                            email,
-                            Notification::Invitation {
-                                invitation: invitation.id,
-                                org_name: access.org.name.to_string(),
-                                invited_by: creator,
-                                role_name: offered.name.to_string(),
-                                token,
-                                expires_at: invitation.expires_at,
-                            },
-                        ));
+                        .send(message);
                     return Ok((CreateMemberOutcome::InvitationSent { invitation: invitation.id }, changes));
                 }
 
+                let creator = ctx.ports.users.user(actor).await?.map(|u| u.name.full()).unwrap_or_default();
                 let policy = PasswordPolicy::strictest([
                     &ctx.settings.platform_password_policy,
                     &access.org.settings.password_policy,

@@ -568,7 +568,6 @@ async fn every_invitation_action_is_audited_with_its_actor_and_organisation() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: Invitations::resend never checks the resender's permissions against the invited role, so a member manager can revive an expired Administrator invitation (escalation)"]
 async fn a_member_manager_cannot_resend_an_invitation_for_a_role_above_their_own() {
     let acme = Acme::new().await;
     let deputy = acme.custom_role("deputy", &deputy_permissions()).await;
