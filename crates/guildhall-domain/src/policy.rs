@@ -179,6 +179,9 @@ pub enum RoleChangeProblem {
         /// How many members have it.
         count: usize,
     },
+    /// The role is the organisation's default role for people who join.
+    #[error("{0} is the organisation's default role for people who join; choose another default role first")]
+    DefaultRole(RoleKey),
     /// The replacement is the role being deleted.
     #[error("the replacement must be another role than the one being deleted")]
     ReplacementIsSame,

@@ -34,8 +34,12 @@ pub enum JoinOutcome {
 /// [`JoinRequests::request_to_join`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RequestToJoinError {
-    /// No such organisation.
-    #[error("organisation not found")]
+    /// No such organisation, or one that does not take requests from this person
+    /// (invitation only, or only from other address domains). The two read the same so
+    /// that nobody learns which organisations exist.
+    #[error(
+        "organisation not found, or it does not accept requests to join from you; ask one of its administrators for an invitation"
+    )]
     OrgNotFound,
     /// The message is invalid.
     #[error(transparent)]
@@ -43,15 +47,6 @@ pub enum RequestToJoinError {
     /// The account's address must be verified first.
     #[error("verify your email address first, then ask to join")]
     EmailNotVerified,
-    /// The organisation accepts members by invitation only (or only from certain
-    /// address domains).
-    #[error("{org_name} does not accept requests to join{detail}; ask one of its administrators for an invitation")]
-    NotAccepted {
-        /// The organisation's name.
-        org_name: String,
-        /// Why, when it is about the address domain.
-        detail: String,
-    },
     /// The person is a member already.
     #[error("you are already a member of this organisation")]
     AlreadyMember,
@@ -156,19 +151,11 @@ impl JoinRequests {
                     return Err(RequestToJoinError::AlreadyMember);
                 }
                 let auto_approve = match &organisation.settings.join_policy {
-                    JoinPolicy::InvitationOnly => {
-                        return Err(RequestToJoinError::NotAccepted {
-                            org_name: organisation.name.to_string(),
-                            detail: String::new(),
-                        });
-                    }
+                    JoinPolicy::InvitationOnly => return Err(RequestToJoinError::OrgNotFound),
                     JoinPolicy::RequestsAllowed => false,
                     JoinPolicy::VerifiedDomains { domains, auto_approve } => {
                         if !domains.iter().any(|d| d.matches(&account.email)) {
-                            return Err(RequestToJoinError::NotAccepted {
-                                org_name: organisation.name.to_string(),
-                                detail: format!(" from addresses at {}", account.email.domain()),
-                            });
+                            return Err(RequestToJoinError::OrgNotFound);
                         }
                         *auto_approve
                     }
@@ -210,6 +197,7 @@ impl JoinRequests {
                     state: JoinRequestState::Pending,
                 };
                 changes
+                    .require(Precondition::OrgUnchanged { org, version: organisation.version })
                     .push(Change::InsertJoinRequest(request.clone()))
                     .audit(audit(AuditAction::JoinRequested, Vec::new()));
                 for email in self.request_alerts(&organisation, &account, &request).await? {

@@ -10,6 +10,7 @@ use crate::audit::{AuditAction, AuditTarget, FieldChange};
 use crate::catalogue::permissions;
 use crate::error::{AccessError, Invalid, Unexpected, from_store_error};
 use crate::ids::{OrgId, UserId};
+use crate::invitation::{Invitation, InvitationState};
 use crate::membership::Membership;
 use crate::policy::{RoleChange, RoleChangePreview, RoleChangeProblem, preview_role_change};
 use crate::ports::{Change, ChangeSet, Duplicate, Precondition};
@@ -193,6 +194,11 @@ impl Roles {
         let members =
             ctx.administrators_and(&access, &change.affected_roles(), &target.iter().collect::<Vec<_>>()).await?;
         let preview = preview_role_change(&ctx.catalogue, &access.roles, &members, &access.actor, change, ctx.now())?;
+        if let RoleChange::DeleteRole { key, .. } = change
+            && access.org.settings.default_role == *key
+        {
+            return Err(RoleChangeProblem::DefaultRole(key.clone()).into());
+        }
         Ok((access, members, preview))
     }
 
@@ -261,8 +267,21 @@ impl Roles {
                             ));
                     }
                     RoleChange::DeleteRole { key, replacement } => {
-                        if let Some(to) = replacement {
-                            changes.push(Change::ReassignRole { org, from: key.clone(), to: to.clone() });
+                        match replacement {
+                            Some(to) => changes.push(Change::ReassignRole { org, from: key.clone(), to: to.clone() }),
+                            // Accepting an invitation does not bump the version: if someone
+                            // took the role meanwhile, decide again (a replacement is needed).
+                            None => changes.require(Precondition::RoleUnheld { org, role: key.clone() }),
+                        };
+                        // Open invitations offering the role die with it, so a role created
+                        // later under the same key is never granted by an old link.
+                        let now = ctx.now();
+                        for invitation in ctx.ports.invitations.open_invitations(org).await? {
+                            if invitation.role == *key {
+                                let revoked =
+                                    Invitation { state: InvitationState::Revoked { by: actor, at: now }, ..invitation };
+                                changes.push(Change::UpdateInvitation(revoked));
+                            }
                         }
                         changes.push(Change::DeleteRole { org, key: key.clone() }).audit(entry(
                             AuditAction::RoleDeleted,

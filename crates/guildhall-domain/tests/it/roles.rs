@@ -363,3 +363,26 @@ async fn invalid_role_input_is_reported_field_by_field() {
     assert!(matches!(err, RoleChangeError::Problem(RoleChangeProblem::UnknownPermission(_))), "{err:?}");
     assert!(acme.stored_role_keys().is_empty());
 }
+
+#[tokio::test]
+async fn the_default_role_for_joiners_cannot_be_deleted_until_another_is_chosen() {
+    let acme = Acme::new().await;
+    let trainee = acme.create("trainee", &[p::REPORTS_VIEW]).await;
+    let update =
+        guildhall_domain::usecases::OrganisationUpdate { default_role: Some(trainee.clone()), ..Default::default() };
+    acme.kit.guildhall.organisations().update(acme.ann.id, acme.org.id, update).await.unwrap();
+    let before = acme.kit.store.snapshot();
+
+    let preview = acme
+        .roles()
+        .preview(acme.ann.id, acme.org.id, &RoleChange::DeleteRole { key: trainee.clone(), replacement: None })
+        .await;
+    assert!(
+        matches!(&preview, Err(RoleChangeError::Problem(RoleChangeProblem::DefaultRole(k))) if *k == trainee),
+        "{preview:?}"
+    );
+    let err = acme.roles().delete_role(acme.ann.id, acme.org.id, &trainee, None).await.unwrap_err();
+    assert!(matches!(&err, RoleChangeError::Problem(RoleChangeProblem::DefaultRole(k)) if *k == trainee), "{err:?}");
+    assert!(err.to_string().contains("default role"), "{err}");
+    assert_eq!(acme.kit.store.snapshot(), before);
+}
