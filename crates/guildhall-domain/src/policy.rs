@@ -14,10 +14,10 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 
 use crate::catalogue::Catalogue;
-use crate::ids::UserId;
-use crate::membership::Membership;
+use crate::ids::{FacilityId, UserId};
+use crate::membership::{AccessScope, AccessSettings, Membership};
 use crate::role::{Role, RoleGrant, RolePolicy, RoleSet};
-use crate::values::{Permission, RoleKey, RoleName};
+use crate::values::{Permission, ResourceKind, RoleKey, RoleName};
 
 /// An invariant a change would break.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,6 +33,22 @@ pub enum InvariantViolation {
     Escalation {
         /// The permissions the actor lacks.
         missing: BTreeSet<Permission>,
+    },
+    /// The actor would widen someone's access to a kind of resource beyond their own.
+    #[error("you cannot give access to {kind} wider than your own ({held}); asked for {granted}")]
+    WiderAccess {
+        /// The resource kind.
+        kind: ResourceKind,
+        /// The scope asked for.
+        granted: AccessScope,
+        /// The actor's own scope for that kind.
+        held: AccessScope,
+    },
+    /// The actor would attribute someone to a facility they are not attributed to.
+    #[error("you can only attribute people to facilities you belong to yourself")]
+    ForeignFacility {
+        /// The facility.
+        facility: FacilityId,
     },
     /// The target member (or role) currently holds permissions the actor lacks.
     #[error("you cannot change someone whose role has permissions you do not hold: {}", join(.missing))]
@@ -71,6 +87,37 @@ pub fn check_not_outranked(
 ) -> Result<(), InvariantViolation> {
     let missing: BTreeSet<Permission> = target.difference(held).cloned().collect();
     if missing.is_empty() { Ok(()) } else { Err(InvariantViolation::Outranked { user, missing }) }
+}
+
+/// Checks that `actor` may give a member `access` and `facilities` where they had
+/// `before_access` and `before_facilities`: a full administrator (holding the whole
+/// catalogue) may give anything; anyone else may widen a scope only up to their own for
+/// that kind and add only facilities they are attributed to themselves. Narrowing is
+/// always allowed.
+///
+/// # Errors
+/// [`InvariantViolation::WiderAccess`] or [`InvariantViolation::ForeignFacility`].
+pub fn check_access_grant(
+    actor: &Membership,
+    full_administrator: bool,
+    before_access: &AccessSettings,
+    before_facilities: &BTreeSet<FacilityId>,
+    access: &AccessSettings,
+    facilities: &BTreeSet<FacilityId>,
+) -> Result<(), InvariantViolation> {
+    if full_administrator {
+        return Ok(());
+    }
+    for (kind, granted) in access.iter() {
+        let held = actor.access.scope_for(kind);
+        if granted > before_access.scope_for(kind) && granted > held {
+            return Err(InvariantViolation::WiderAccess { kind: kind.clone(), granted, held });
+        }
+    }
+    if let Some(facility) = facilities.difference(before_facilities).find(|f| !actor.facilities.contains(f)) {
+        return Err(InvariantViolation::ForeignFacility { facility: *facility });
+    }
+    Ok(())
 }
 
 /// How many of `members` count as administrators under `roles`.

@@ -13,7 +13,9 @@ use crate::ids::{FacilityId, InvitationId, OrgId, UserId};
 use crate::membership::{AccessScope, AccessSettings, MemberState, Membership, MembershipOrigin, MembershipStatus};
 use crate::notification::Notification;
 use crate::password::PasswordPolicy;
-use crate::policy::{InvariantViolation, check_administrators_remain, check_no_escalation, check_not_outranked};
+use crate::policy::{
+    InvariantViolation, check_access_grant, check_administrators_remain, check_no_escalation, check_not_outranked,
+};
 use crate::ports::{Change, ChangeSet, Duplicate, Precondition};
 use crate::query::{MemberCursor, MemberPage, MemberQuery};
 use crate::role::{Explanation, RolePolicy, Scope};
@@ -362,8 +364,18 @@ impl Members {
                 else {
                     return Err(Invalid(problems).into());
                 };
-                check_no_escalation(&access.held(&ctx.catalogue, now), &offered.permissions(&ctx.catalogue))
+                let held = access.held(&ctx.catalogue, now);
+                check_no_escalation(&held, &offered.permissions(&ctx.catalogue))
                     .map_err(CreateMemberError::Escalation)?;
+                check_access_grant(
+                    &access.actor,
+                    held.is_superset(&ctx.catalogue.all_permissions()),
+                    &AccessSettings::default(),
+                    &BTreeSet::new(),
+                    &access_settings,
+                    &form.settings.facilities,
+                )
+                .map_err(CreateMemberError::Escalation)?;
                 let mut changes = ChangeSet::new();
                 changes.require(Precondition::OrgVersion { org, version: access.org.version });
 
@@ -640,6 +652,16 @@ impl Members {
                 if !problems.is_empty() {
                     return Err(Invalid(problems).into());
                 }
+                let full_administrator = held.is_superset(&ctx.catalogue.all_permissions());
+                check_access_grant(
+                    &access.actor,
+                    full_administrator,
+                    &current.access,
+                    &current.facilities,
+                    &next.access,
+                    &next.facilities,
+                )
+                .map_err(UpdateMemberError::Refused)?;
                 let before = ctx.administrators_and(&access, &[], &[&current]).await?;
                 check_administrators_remain(
                     &ctx.catalogue,

@@ -915,3 +915,62 @@ async fn the_temporary_password_is_random_per_account() {
     assert_eq!(passwords.len(), 2);
     assert_ne!(passwords[0], passwords[1]);
 }
+
+mod access_grants {
+    use super::*;
+    use guildhall_domain::catalogue::resource_kinds;
+    use guildhall_domain::membership::AccessScope;
+    use guildhall_domain::policy::InvariantViolation;
+
+    #[tokio::test]
+    async fn a_member_manager_cannot_widen_access_beyond_their_own_nor_add_foreign_facilities() {
+        let acme = Acme::new().await;
+        let g = &acme.kit.guildhall;
+        let north = g.organisations().create_facility(acme.ann.id, acme.org.id, "North").await.unwrap();
+        let south = g.organisations().create_facility(acme.ann.id, acme.org.id, "South").await.unwrap();
+        let lead_role = acme
+            .custom_role("lead", &[p::MEMBERS_MANAGE, p::REPORTS_VIEW, p::PATIENTS_ASSIGN, p::PATIENTS_MESSAGE])
+            .await;
+        let lead = acme.member("lead@acme-physio.example", lead_role).await;
+        let grant = |facilities: Vec<_>, scope| MemberUpdate {
+            facilities: Some(facilities.into_iter().collect()),
+            access: Some([(resource_kinds::PATIENTS, scope)].into_iter().collect()),
+            ..MemberUpdate::default()
+        };
+        // The administrator gives the lead facility-wide patient access at North.
+        g.members()
+            .update_member(acme.ann.id, acme.org.id, lead.id, &grant(vec![north.id], AccessScope::Facility))
+            .await
+            .unwrap();
+        let bo = acme.member("bo@acme-physio.example", builtin::USER).await;
+        let before = acme.kit.store.snapshot();
+
+        // Widening their own access is refused...
+        let err = g
+            .members()
+            .update_member(lead.id, acme.org.id, lead.id, &grant(vec![north.id], AccessScope::Organisation))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, UpdateMemberError::Refused(InvariantViolation::WiderAccess { .. })), "{err:?}");
+        // ...as is giving someone more than they hold, or a facility they do not belong to.
+        let err = g
+            .members()
+            .update_member(lead.id, acme.org.id, bo.id, &grant(vec![north.id], AccessScope::Organisation))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, UpdateMemberError::Refused(InvariantViolation::WiderAccess { .. })), "{err:?}");
+        let err = g
+            .members()
+            .update_member(lead.id, acme.org.id, bo.id, &grant(vec![south.id], AccessScope::Own))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, UpdateMemberError::Refused(InvariantViolation::ForeignFacility { .. })), "{err:?}");
+        assert_eq!(acme.kit.store.snapshot(), before, "refusals write nothing");
+
+        // Up to their own scope, at their own facility, is fine.
+        g.members()
+            .update_member(lead.id, acme.org.id, bo.id, &grant(vec![north.id], AccessScope::Facility))
+            .await
+            .unwrap();
+    }
+}
