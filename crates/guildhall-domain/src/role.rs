@@ -196,7 +196,7 @@ pub enum Denial {
         permission: Permission,
     },
     /// The permission is one aides never hold.
-    #[error("{permission} is not available to aides")]
+    #[error("member is an aide: {permission} is never available to aides")]
     Aide {
         /// The permission needed.
         permission: Permission,

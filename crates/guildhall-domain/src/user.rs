@@ -86,7 +86,9 @@ pub struct User {
     pub email_verified_at: Option<DateTime<Utc>>,
     /// Active or disabled.
     pub status: UserStatus,
-    /// Password state.
+    /// Password state. Never serialised: a `User` handed to an adapter that serialises
+    /// it (an API response, a log line) must not carry password hashes.
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub password: PasswordState,
     /// When the account was created.
     pub created_at: DateTime<Utc>,

@@ -77,7 +77,9 @@ pub enum CreateMemberOutcome {
         temporary_password_expires_at: DateTime<Utc>,
     },
     /// The address already has an account; nobody joins without consent, so an
-    /// invitation with the same role was sent instead.
+    /// invitation with the same role was sent instead. The form's position, facilities,
+    /// aide flag, access and alerts are not applied: set them once the invitation is
+    /// accepted.
     InvitationSent {
         /// The invitation.
         invitation: InvitationId,
@@ -513,6 +515,11 @@ impl Members {
                     .membership(source_org, user)
                     .await?
                     .ok_or(LinkMemberError::NotManagedBySource)?;
+                // Only someone in force there, with a usable account, can be vouched for.
+                let account = ctx.ports.users.user(user).await?;
+                if !managed.is_active(now) || !account.is_some_and(|a| a.is_active()) {
+                    return Err(LinkMemberError::NotManagedBySource);
+                }
                 let source_policy = source.policy(&ctx.catalogue);
                 check_not_outranked(
                     &source.held(&ctx.catalogue, now),

@@ -92,7 +92,7 @@ fn aides_never_hold_patient_assignment_or_messaging_whatever_their_role() {
         assert!(!explanation.allowed);
         assert_eq!(
             explanation.reasons.last().unwrap().to_string(),
-            "denied: patients.assign is not available to aides"
+            "denied: member is an aide: patients.assign is never available to aides"
         );
     }
 }
