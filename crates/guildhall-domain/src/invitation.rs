@@ -37,6 +37,18 @@ pub enum InvitationState {
     },
 }
 
+impl std::fmt::Display for InvitationStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Pending => "pending",
+            Self::Accepted => "already accepted",
+            Self::Revoked => "revoked",
+            Self::Declined => "declined",
+            Self::Expired => "expired",
+        })
+    }
+}
+
 /// An invitation's status as read at a given instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]

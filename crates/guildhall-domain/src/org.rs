@@ -119,7 +119,8 @@ impl NotificationRouting {
         let mut problems = Vec::new();
         for (topic, addresses) in entries {
             if !catalogue.has_topic(&topic) {
-                problems.push(InvalidValue::new("routing", format!("there is no notification topic called {topic:?}")));
+                problems
+                    .push(InvalidValue::new("routing", format!("there is no notification topic called \"{topic}\"")));
             } else if addresses.len() > Self::MAX_ADDRESSES_PER_TOPIC {
                 problems.push(InvalidValue::new(
                     "routing",

@@ -204,16 +204,16 @@ impl RoleChange {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RoleChangeProblem {
     /// The role does not exist.
-    #[error("there is no role {0:?} in this organisation")]
+    #[error("there is no role \"{0}\" in this organisation")]
     UnknownRole(RoleKey),
     /// A role with this key exists already.
-    #[error("a role {0:?} exists already; choose another key")]
+    #[error("a role \"{0}\" exists already; choose another key")]
     RoleExists(RoleKey),
     /// Built-in roles cannot be edited or deleted.
     #[error("{0} is a built-in role and cannot be edited or deleted; create a custom role instead")]
     BuiltInRole(RoleKey),
     /// A permission the catalogue does not know.
-    #[error("there is no permission called {0:?}")]
+    #[error("there is no permission called \"{0}\"")]
     UnknownPermission(Permission),
     /// The member does not exist.
     #[error("that person is not a member of this organisation")]

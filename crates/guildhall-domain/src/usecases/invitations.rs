@@ -64,7 +64,7 @@ pub enum InviteError {
     #[error(transparent)]
     Invalid(#[from] InvalidValue),
     /// No such role.
-    #[error("there is no role {0:?} in this organisation")]
+    #[error("there is no role \"{0}\" in this organisation")]
     UnknownRole(RoleKey),
     /// The role grants more than the inviter holds.
     #[error(transparent)]
@@ -95,13 +95,13 @@ pub enum ManageInvitationError {
     #[error("invitation not found")]
     NotFound,
     /// The invitation was already accepted, revoked or declined.
-    #[error("this invitation is {0:?} and can no longer be changed")]
+    #[error("this invitation is {0} and can no longer be changed")]
     Closed(InvitationStatus),
     /// The invited role grants more than the resender holds (resend only).
     #[error(transparent)]
     Escalation(InvariantViolation),
     /// The invited role is gone (resend only); invite again with another role.
-    #[error("the role {0:?} no longer exists; revoke this invitation and invite again with another role")]
+    #[error("the role \"{0}\" no longer exists; revoke this invitation and invite again with another role")]
     RoleGone(RoleKey),
     /// Something unexpected.
     #[error(transparent)]
@@ -169,7 +169,7 @@ pub enum DeclineInvitationError {
     #[error("this invitation link is not valid")]
     InvalidToken,
     /// The invitation is not pending any more.
-    #[error("this invitation is {0:?} and can no longer be declined")]
+    #[error("this invitation is {0} and can no longer be declined")]
     Closed(InvitationStatus),
     /// The signed-in account's address is not the invited one.
     #[error("this invitation was sent to {invited}; only that address can decline it")]

@@ -71,7 +71,7 @@ pub enum DecideJoinRequestError {
     #[error("this request was already {0}")]
     NotPending(&'static str),
     /// No such role.
-    #[error("there is no role {0:?} in this organisation")]
+    #[error("there is no role \"{0}\" in this organisation")]
     UnknownRole(RoleKey),
     /// The role grants more than the approver holds.
     #[error(transparent)]

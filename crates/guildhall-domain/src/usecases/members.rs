@@ -119,7 +119,7 @@ pub enum LinkMemberError {
     #[error("you can only link people you manage in another organisation; invite them instead")]
     NotManagedBySource,
     /// The role does not exist in the target organisation.
-    #[error("there is no role {0:?} in this organisation")]
+    #[error("there is no role \"{0}\" in this organisation")]
     UnknownRole(RoleKey),
     /// The role would grant more than the actor holds, or the user outranks the actor.
     #[error(transparent)]
@@ -296,10 +296,10 @@ fn checked_access(
     problems: &mut Vec<InvalidValue>,
 ) -> AccessSettings {
     for kind in access.keys().filter(|k| !ctx.catalogue.has_resource_kind(k)) {
-        problems.push(InvalidValue::new("access", format!("there is no resource kind called {kind:?}")));
+        problems.push(InvalidValue::new("access", format!("there is no resource kind called \"{kind}\"")));
     }
     for alert in alerts.iter().filter(|a| !ctx.catalogue.has_alert(a)) {
-        problems.push(InvalidValue::new("alerts", format!("there is no alert called {alert:?}")));
+        problems.push(InvalidValue::new("alerts", format!("there is no alert called \"{alert}\"")));
     }
     AccessSettings::new(access.iter().map(|(k, s)| (k.clone(), *s)))
 }
@@ -358,7 +358,7 @@ impl Members {
                     let found = access.roles.get(r);
                     if found.is_none() {
                         problems
-                            .push(InvalidValue::new("role", format!("there is no role {r:?} in this organisation")));
+                            .push(InvalidValue::new("role", format!("there is no role \"{r}\" in this organisation")));
                     }
                     found
                 });
@@ -597,8 +597,10 @@ impl Members {
                             diff.push(FieldChange::new("role", Some(&current.role), Some(role)));
                             next.role = role.clone();
                         }
-                        None => problems
-                            .push(InvalidValue::new("role", format!("there is no role {role:?} in this organisation"))),
+                        None => problems.push(InvalidValue::new(
+                            "role",
+                            format!("there is no role \"{role}\" in this organisation"),
+                        )),
                     }
                 }
                 if let Some(position) = &update.position {
@@ -973,7 +975,7 @@ impl Members {
         if !ctx.catalogue.has_permission(&permission) {
             return Err(Invalid::from(InvalidValue::new(
                 "permission",
-                format!("there is no permission called {permission:?}"),
+                format!("there is no permission called \"{permission}\""),
             ))
             .into());
         }
@@ -998,7 +1000,9 @@ impl Members {
     ) -> Result<Vec<AlertRecipient>, MemberQueryError> {
         let ctx = &self.ctx;
         if !ctx.catalogue.has_alert(alert) {
-            return Err(Invalid::from(InvalidValue::new("alert", format!("there is no alert called {alert:?}"))).into());
+            return Err(
+                Invalid::from(InvalidValue::new("alert", format!("there is no alert called \"{alert}\""))).into()
+            );
         }
         let now = ctx.now();
         let mut recipients = Vec::new();

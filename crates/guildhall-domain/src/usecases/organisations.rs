@@ -104,7 +104,7 @@ pub enum CreateOrganisationError {
     #[error("verify your email address first, then create the organisation")]
     EmailNotVerified,
     /// Another organisation has this slug.
-    #[error("the slug {0:?} is already used by another organisation; choose another")]
+    #[error("the slug \"{0}\" is already used by another organisation; choose another")]
     SlugTaken(OrgSlug),
     /// Something unexpected.
     #[error(transparent)]
@@ -151,7 +151,7 @@ pub enum UpdateOrganisationError {
         violation: InvariantViolation,
     },
     /// Another organisation has the new slug.
-    #[error("the slug {0:?} is already used by another organisation; choose another")]
+    #[error("the slug \"{0}\" is already used by another organisation; choose another")]
     SlugTaken(OrgSlug),
     /// Something unexpected.
     #[error(transparent)]
@@ -169,7 +169,7 @@ pub enum ManageFacilityError {
     #[error(transparent)]
     Invalid(#[from] Invalid),
     /// Another facility of the organisation has this name (ignoring letter case).
-    #[error("this organisation already has a facility called {0:?}; choose another name")]
+    #[error("this organisation already has a facility called \"{0}\"; choose another name")]
     NameTaken(FacilityName),
     /// No such facility in this organisation (rename and delete only).
     #[error("facility not found; it may have been deleted already")]
@@ -186,7 +186,7 @@ pub enum SetCapabilityError {
     #[error(transparent)]
     Access(#[from] AccessError),
     /// The catalogue declares no such capability.
-    #[error("there is no capability called {0:?}")]
+    #[error("there is no capability called \"{0}\"")]
     UnknownCapability(CapabilityKey),
     /// Something unexpected.
     #[error(transparent)]
@@ -203,7 +203,7 @@ pub enum RecordRunError {
     #[error(transparent)]
     Invalid(#[from] Invalid),
     /// The catalogue declares no such capability.
-    #[error("there is no capability called {0:?}")]
+    #[error("there is no capability called \"{0}\"")]
     UnknownCapability(CapabilityKey),
     /// The capability is switched off for the organisation.
     #[error(
@@ -345,7 +345,7 @@ impl Organisations {
                     let known: Vec<String> = access.roles.iter().map(|r| r.key.to_string()).collect();
                     problems.push(InvalidValue::new(
                         "default_role",
-                        format!("there is no role {role:?} in this organisation; choose one of {}", known.join(", ")),
+                        format!("there is no role \"{role}\" in this organisation; choose one of {}", known.join(", ")),
                     ));
                 }
                 if !problems.is_empty() {

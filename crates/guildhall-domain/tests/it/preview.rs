@@ -323,3 +323,11 @@ proptest! {
         prop_assert_eq!(has_outranked, outranked);
     }
 }
+
+#[test]
+fn problems_name_keys_as_people_typed_them_not_as_rust_values() {
+    let problem = RoleChangeProblem::UnknownRole(RoleKey::parse("nurse").unwrap());
+    assert_eq!(problem.to_string(), "there is no role \"nurse\" in this organisation");
+    let status = guildhall_domain::invitation::InvitationStatus::Accepted;
+    assert_eq!(format!("this invitation is {status}"), "this invitation is already accepted");
+}
