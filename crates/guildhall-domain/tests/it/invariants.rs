@@ -37,6 +37,11 @@ enum Op {
     CreateRole { actor: usize, org: usize, perms: BTreeSet<Permission> },
     EditRole { actor: usize, org: usize, role: usize, perms: BTreeSet<Permission> },
     DeleteRole { actor: usize, org: usize, role: usize, replacement: usize },
+    Resend { actor: usize, invitation: usize },
+    Revoke { actor: usize, invitation: usize },
+    Disable { user: usize },
+    Enable { user: usize },
+    Link { actor: usize, source: usize, user: usize, role: usize },
     Advance { hours: u16 },
 }
 
@@ -48,24 +53,32 @@ fn perms() -> impl Strategy<Value = BTreeSet<Permission>> {
 
 fn op() -> impl Strategy<Value = Op> {
     let u = 0..USERS;
+    // Actors are mostly the people who can act (the founders and deputies), so that
+    // refusals are not all "not a member".
+    let a = prop_oneof![3 => 0usize..4, 1 => 0..USERS];
     let o = 0..ORGS;
     let r = 0usize..8;
     prop_oneof![
-        4 => (u.clone(), o.clone(), u.clone(), r.clone()).prop_map(|(actor, org, target, role)| Op::Invite { actor, org, target, role }),
+        4 => (a.clone(), o.clone(), u.clone(), r.clone()).prop_map(|(actor, org, target, role)| Op::Invite { actor, org, target, role }),
         4 => (u.clone(), 0usize..16).prop_map(|(user, invitation)| Op::Accept { user, invitation }),
         3 => (u.clone(), o.clone()).prop_map(|(user, org)| Op::RequestToJoin { user, org }),
-        3 => (u.clone(), 0usize..16, r.clone()).prop_map(|(actor, request, role)| Op::Approve { actor, request, role }),
-        1 => (u.clone(), 0usize..16).prop_map(|(actor, request)| Op::Reject { actor, request }),
-        5 => (u.clone(), o.clone(), u.clone(), r.clone()).prop_map(|(actor, org, target, role)| Op::ChangeRole { actor, org, target, role }),
-        2 => (u.clone(), o.clone(), u.clone(), any::<bool>()).prop_map(|(actor, org, target, aide)| Op::SetAide { actor, org, target, aide }),
-        2 => (u.clone(), o.clone(), u.clone(), 1u8..10).prop_map(|(actor, org, target, days)| Op::SetExpiry { actor, org, target, days }),
-        3 => (u.clone(), o.clone(), u.clone()).prop_map(|(actor, org, target)| Op::Suspend { actor, org, target }),
-        2 => (u.clone(), o.clone(), u.clone()).prop_map(|(actor, org, target)| Op::Reactivate { actor, org, target }),
-        3 => (u.clone(), o.clone(), u.clone()).prop_map(|(actor, org, target)| Op::Remove { actor, org, target }),
+        3 => (a.clone(), 0usize..16, r.clone()).prop_map(|(actor, request, role)| Op::Approve { actor, request, role }),
+        1 => (a.clone(), 0usize..16).prop_map(|(actor, request)| Op::Reject { actor, request }),
+        5 => (a.clone(), o.clone(), u.clone(), r.clone()).prop_map(|(actor, org, target, role)| Op::ChangeRole { actor, org, target, role }),
+        2 => (a.clone(), o.clone(), u.clone(), any::<bool>()).prop_map(|(actor, org, target, aide)| Op::SetAide { actor, org, target, aide }),
+        2 => (a.clone(), o.clone(), u.clone(), 1u8..10).prop_map(|(actor, org, target, days)| Op::SetExpiry { actor, org, target, days }),
+        3 => (a.clone(), o.clone(), u.clone()).prop_map(|(actor, org, target)| Op::Suspend { actor, org, target }),
+        2 => (a.clone(), o.clone(), u.clone()).prop_map(|(actor, org, target)| Op::Reactivate { actor, org, target }),
+        3 => (a.clone(), o.clone(), u.clone()).prop_map(|(actor, org, target)| Op::Remove { actor, org, target }),
         3 => (u.clone(), o.clone()).prop_map(|(user, org)| Op::Leave { user, org }),
-        2 => (u.clone(), o.clone(), perms()).prop_map(|(actor, org, perms)| Op::CreateRole { actor, org, perms }),
-        2 => (u.clone(), o.clone(), r.clone(), perms()).prop_map(|(actor, org, role, perms)| Op::EditRole { actor, org, role, perms }),
-        1 => (u.clone(), o.clone(), r.clone(), r).prop_map(|(actor, org, role, replacement)| Op::DeleteRole { actor, org, role, replacement }),
+        2 => (a.clone(), o.clone(), perms()).prop_map(|(actor, org, perms)| Op::CreateRole { actor, org, perms }),
+        2 => (a.clone(), o.clone(), r.clone(), perms()).prop_map(|(actor, org, role, perms)| Op::EditRole { actor, org, role, perms }),
+        1 => (a.clone(), o.clone(), r.clone(), r.clone()).prop_map(|(actor, org, role, replacement)| Op::DeleteRole { actor, org, role, replacement }),
+        2 => (a.clone(), 0usize..16).prop_map(|(actor, invitation)| Op::Resend { actor, invitation }),
+        1 => (a.clone(), 0usize..16).prop_map(|(actor, invitation)| Op::Revoke { actor, invitation }),
+        1 => u.clone().prop_map(|user| Op::Disable { user }),
+        1 => u.clone().prop_map(|user| Op::Enable { user }),
+        2 => (a.clone(), o.clone(), u.clone(), r.clone()).prop_map(|(actor, source, user, role)| Op::Link { actor, source, user, role }),
         1 => (1u16..100).prop_map(|hours| Op::Advance { hours }),
     ]
 }
@@ -125,6 +138,7 @@ struct World {
     all: BTreeSet<Permission>,
     model: Model,
     created_roles: usize,
+    disabled: BTreeSet<usize>,
 }
 
 impl World {
@@ -162,13 +176,16 @@ impl World {
             let mut changes = ChangeSet::new();
             changes.push(Change::PutRole { org: org.id, role: deputy.clone() });
             kit.store.commit(changes).await.unwrap();
-            for (user, role) in [(2 + o, deputy.key.clone()), (4 + o, builtin::USER)] {
+            // The first founder also administers the second organisation (linking needs
+            // someone who manages members in both).
+            let extra = if o == 1 { vec![(0, builtin::ADMINISTRATOR)] } else { Vec::new() };
+            for (user, role) in [(2 + o, deputy.key.clone()), (4 + o, builtin::USER)].into_iter().chain(extra) {
                 kit.seed_member(org.id, users[user], role.clone()).await.unwrap();
                 model.members.insert((o, user), ModelMember { role, aide: false, suspended: false, expires_at: None });
             }
         }
         let all = Catalogue::builtin().all_permissions();
-        Self { kit, users, emails, orgs, all, model, created_roles: 0 }
+        Self { kit, users, emails, orgs, all, model, created_roles: 0, disabled: BTreeSet::new() }
     }
 
     fn now(&self) -> DateTime<Utc> {
@@ -230,7 +247,7 @@ impl World {
             Some(m) => members.insert(user, m),
             None => members.remove(&user),
         };
-        members.values().filter(|m| self.is_admin(snapshot, org, m)).count()
+        members.iter().filter(|(u, m)| !self.disabled.contains(u) && self.is_admin(snapshot, org, m)).count()
     }
 
     /// The common preconditions of an administrator's change to `target`: the actor
@@ -276,7 +293,7 @@ fn check_invariants(world: &World, snapshot: &StoreSnapshot) -> Result<(), TestC
         // 1. at least one administrator, counted from first principles
         let admins = store_members(snapshot, world)
             .iter()
-            .filter(|((mo, _), m)| *mo == o && world.is_admin(snapshot, o, m))
+            .filter(|((mo, u), m)| *mo == o && !world.disabled.contains(u) && world.is_admin(snapshot, o, m))
             .count();
         prop_assert!(admins >= 1, "org {o} has no administrator: {:?}", snapshot.memberships);
         // 3. aides never hold patient permissions (through the domain's policy)
@@ -350,8 +367,16 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 if world.model.invitations.is_empty() {
                     continue;
                 }
-                let idx = invitation % world.model.invitations.len();
+                // Mostly open invitations, mostly accepted by the invitee.
+                let open: Vec<usize> =
+                    (0..world.model.invitations.len()).filter(|i| world.model.invitations[*i].open).collect();
+                let idx = if open.is_empty() || invitation >= 12 {
+                    invitation % world.model.invitations.len()
+                } else {
+                    open[invitation % open.len()]
+                };
                 let inv = world.model.invitations[idx].clone();
+                let user = if user < 4 { inv.user } else { user };
                 let expect = inv.open
                     && inv.expires_at > now
                     && inv.user == user
@@ -474,6 +499,16 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 (Some(org), Some(expect), result.is_ok())
             }
             Op::Reactivate { actor, org, target } => {
+                // Mostly someone who is suspended.
+                let suspended: Vec<usize> = world
+                    .model
+                    .members
+                    .iter()
+                    .filter(|((o, _), m)| *o == org && m.suspended)
+                    .map(|((_, u), _)| *u)
+                    .collect();
+                let target =
+                    if suspended.is_empty() || target >= 4 { target } else { suspended[target % suspended.len()] };
                 let current = world.model.members.get(&(org, target)).cloned();
                 let expect =
                     world.may_manage(&before, org, actor, target) && current.as_ref().is_some_and(|m| m.suspended);
@@ -555,6 +590,108 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     }
                 }
                 (Some(org), None, result.is_ok())
+            }
+            Op::Resend { actor, invitation } => {
+                if world.model.invitations.is_empty() {
+                    continue;
+                }
+                let idx = invitation % world.model.invitations.len();
+                let inv = world.model.invitations[idx].clone();
+                let held = world.held(&before, inv.org, actor);
+                let expect = held.contains(&p::MEMBERS_MANAGE)
+                    && inv.open
+                    && world.grant(&before, inv.org, &inv.role).is_some_and(|g| g.is_subset(&held));
+                let id = before
+                    .invitations
+                    .values()
+                    .find(|i| {
+                        i.org == world.orgs[inv.org]
+                            && i.email == world.emails[inv.user]
+                            && i.created_at <= now
+                            && i.token_hash == guildhall_domain::token::Token::parse(&inv.token).unwrap().hash()
+                    })
+                    .map(|i| i.id);
+                let Some(id) = id else { continue };
+                let result = g.invitations().resend(world.users[actor], world.orgs[inv.org], id).await;
+                if let Ok(resent) = &result {
+                    let token = world.kit.last_token_sent_to(&world.emails[inv.user]).unwrap();
+                    world.model.invitations[idx].token = token.expose().to_owned();
+                    world.model.invitations[idx].expires_at = resent.expires_at;
+                }
+                (Some(inv.org), Some(expect), result.is_ok())
+            }
+            Op::Revoke { actor, invitation } => {
+                if world.model.invitations.is_empty() {
+                    continue;
+                }
+                let idx = invitation % world.model.invitations.len();
+                let inv = world.model.invitations[idx].clone();
+                let hash = guildhall_domain::token::Token::parse(&inv.token).unwrap().hash();
+                let Some(id) = before.invitations.values().find(|i| i.token_hash == hash).map(|i| i.id) else {
+                    continue;
+                };
+                let expect = world.held(&before, inv.org, actor).contains(&p::MEMBERS_MANAGE) && inv.open;
+                let result = g.invitations().revoke(world.users[actor], world.orgs[inv.org], id).await;
+                if result.is_ok() {
+                    world.model.invitations[idx].open = false;
+                }
+                (Some(inv.org), Some(expect), result.is_ok())
+            }
+            Op::Disable { user } => {
+                let last_admin_somewhere = (0..ORGS).any(|o| {
+                    let is_admin = world.model.members.get(&(o, user)).is_some_and(|m| world.is_admin(&before, o, m));
+                    is_admin && !world.disabled.contains(&user) && world.admins_after(&before, o, user, None) == 0
+                });
+                let expect = !world.disabled.contains(&user) && !last_admin_somewhere;
+                let result = g.accounts().disable(world.users[user]).await;
+                if result.is_ok() {
+                    world.disabled.insert(user);
+                }
+                (None, Some(expect), result.is_ok())
+            }
+            Op::Enable { user } => {
+                let expect = world.disabled.contains(&user);
+                let result = g.accounts().enable(world.users[user]).await;
+                if result.is_ok() {
+                    world.disabled.remove(&user);
+                }
+                (None, Some(expect), result.is_ok())
+            }
+            Op::Link { actor, source, user, role } => {
+                let target = 1 - source;
+                let roles = world.roles(&before, target);
+                let (key, grant) = roles[role % roles.len()].clone();
+                let held_source = world.held(&before, source, actor);
+                let held_target = world.held(&before, target, actor);
+                let in_force = world
+                    .model
+                    .members
+                    .get(&(source, user))
+                    .is_some_and(|m| !m.suspended && m.expires_at.is_none_or(|e| e > now));
+                let expect = held_source.contains(&p::MEMBERS_MANAGE)
+                    && held_target.contains(&p::MEMBERS_MANAGE)
+                    && in_force
+                    && !world.disabled.contains(&user)
+                    && world.may_manage(&before, source, actor, user)
+                    && grant.is_subset(&held_target)
+                    && !world.model.members.contains_key(&(target, user));
+                let result = g
+                    .members()
+                    .link_existing_user(
+                        world.users[actor],
+                        world.orgs[source],
+                        world.orgs[target],
+                        world.users[user],
+                        &key,
+                    )
+                    .await;
+                if result.is_ok() {
+                    world.model.members.insert(
+                        (target, user),
+                        ModelMember { role: key, aide: false, suspended: false, expires_at: None },
+                    );
+                }
+                (Some(target), Some(expect), result.is_ok())
             }
             Op::Advance { hours } => {
                 world.kit.clock.advance(Duration::hours(i64::from(hours)));
