@@ -6,6 +6,17 @@
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
+/// Parses an optional field: absent or blank is `None`; anything else must parse.
+///
+/// # Errors
+/// Whatever `parse` returns for a non-blank value.
+pub fn parse_optional<T>(
+    raw: Option<&str>,
+    parse: impl FnOnce(&str) -> Result<T, InvalidValue>,
+) -> Result<Option<T>, InvalidValue> {
+    raw.map(str::trim).filter(|text| !text.is_empty()).map(parse).transpose()
+}
+
 /// Why a value could not be accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {problem}")]

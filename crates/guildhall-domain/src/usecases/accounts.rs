@@ -22,7 +22,7 @@ use crate::ports::{Change, ChangeSet, Duplicate, HashError, Precondition};
 use crate::role::RoleSet;
 use crate::token::{OneTimeToken, Session, Token, TokenHash, TokenPurpose};
 use crate::user::{PasswordHash, PasswordState, User, UserStatus};
-use crate::values::{EmailAddress, InvalidValue, OrgName, OrgSlug, PersonName, PhoneNumber, RoleKey};
+use crate::values::{EmailAddress, InvalidValue, OrgName, OrgSlug, PersonName, PhoneNumber, RoleKey, parse_optional};
 
 /// Sign-up, sign-in, passwords, sessions and the profile of one's own account.
 #[derive(Clone)]
@@ -467,10 +467,6 @@ fn token_state(token: Option<OneTimeToken>, now: DateTime<Utc>) -> TokenState {
     }
 }
 
-fn blank_to_none(text: Option<&str>) -> Option<&str> {
-    text.filter(|t| !t.trim().is_empty())
-}
-
 impl Accounts {
     // -----------------------------------------------------------------------------------
     // Sign-up and email verification
@@ -516,10 +512,7 @@ impl Accounts {
         let mut fields = Vec::new();
         let email = EmailAddress::parse(&request.email).map_err(|e| fields.push(e)).ok();
         let name = PersonName::parse(&request.first_name, &request.last_name).map_err(|e| fields.extend(e)).ok();
-        let phone = match blank_to_none(request.phone.as_deref()) {
-            Some(raw) => PhoneNumber::parse(raw).map(Some).map_err(|e| fields.push(e)).ok(),
-            None => Some(None),
-        };
+        let phone = parse_optional(request.phone.as_deref(), PhoneNumber::parse).map_err(|e| fields.push(e)).ok();
 
         let now = ctx.now();
         let mut invited = false;
@@ -1185,10 +1178,7 @@ impl Accounts {
                 .ok();
                 let phone = match &update.phone {
                     None => Some(current.phone.clone()),
-                    Some(raw) => match blank_to_none(raw.as_deref()) {
-                        None => Some(None),
-                        Some(raw) => PhoneNumber::parse(raw).map(Some).map_err(|e| fields.push(e)).ok(),
-                    },
+                    Some(raw) => parse_optional(raw.as_deref(), PhoneNumber::parse).map_err(|e| fields.push(e)).ok(),
                 };
                 let (Some(name), Some(phone)) = (name, phone) else {
                     return Err(UpdateProfileError::Invalid { fields });

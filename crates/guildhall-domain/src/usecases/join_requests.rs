@@ -13,7 +13,7 @@ use crate::policy::{InvariantViolation, check_no_escalation};
 use crate::ports::{Change, ChangeSet, Duplicate, Precondition};
 use crate::role::{RolePolicy, RoleSet};
 use crate::user::User;
-use crate::values::{EmailAddress, Note, RoleKey};
+use crate::values::{EmailAddress, Note, RoleKey, parse_optional};
 
 /// Requests to join organisations.
 #[derive(Clone)]
@@ -134,10 +134,7 @@ impl JoinRequests {
         message: Option<&str>,
     ) -> Result<JoinOutcome, RequestToJoinError> {
         let ctx = &self.ctx;
-        let message = match message.map(str::trim).filter(|m| !m.is_empty()) {
-            Some(text) => Some(Note::parse(text).map_err(|e| Invalid::from(e.for_field("message")))?),
-            None => None,
-        };
+        let message = parse_optional(message, Note::parse).map_err(|e| Invalid::from(e.for_field("message")))?;
         ctx.decide_and_commit(
             || async {
                 let now = ctx.now();
@@ -342,10 +339,7 @@ impl JoinRequests {
         reason: Option<&str>,
     ) -> Result<JoinRequest, DecideJoinRequestError> {
         let ctx = &self.ctx;
-        let reason = match reason.map(str::trim).filter(|r| !r.is_empty()) {
-            Some(text) => Some(Note::parse(text).map_err(|e| Invalid::from(e.for_field("reason")))?),
-            None => None,
-        };
+        let reason = parse_optional(reason, Note::parse).map_err(|e| Invalid::from(e.for_field("reason")))?;
         ctx.decide_and_commit(
             || async {
                 let access = ctx.authorized::<DecideJoinRequestError>(org, actor, &permissions::MEMBERS_MANAGE).await?;

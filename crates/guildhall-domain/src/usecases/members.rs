@@ -22,6 +22,7 @@ use crate::role::{Explanation, RolePolicy, Scope};
 use crate::user::{PasswordState, TemporaryPassword, User, UserStatus};
 use crate::values::{
     AlertKind, EmailAddress, InvalidValue, Permission, PersonName, PhoneNumber, Position, ResourceKind, RoleKey,
+    parse_optional,
 };
 
 /// Members of organisations.
@@ -264,10 +265,8 @@ async fn validated_settings(
     settings: &MemberSettings,
     problems: &mut Vec<InvalidValue>,
 ) -> Result<(Option<Position>, AccessSettings), Unexpected> {
-    let position = match settings.position.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
-        Some(text) => Position::parse(text).map_err(|e| problems.push(e)).ok(),
-        None => None,
-    };
+    let position =
+        parse_optional(settings.position.as_deref(), Position::parse).map_err(|e| problems.push(e)).ok().flatten();
     check_facilities(ctx, org, &settings.facilities, problems).await?;
     Ok((position, checked_access(ctx, &settings.access, &settings.alerts, problems)))
 }
@@ -343,10 +342,8 @@ impl Members {
         let mut problems = Vec::new();
         let name = PersonName::parse(&form.first_name, &form.last_name).map_err(|e| problems.extend(e)).ok();
         let email = EmailAddress::parse(&form.email).map_err(|e| problems.push(e)).ok();
-        let phone = match form.phone.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
-            Some(text) => PhoneNumber::parse(text).map_err(|e| problems.push(e)).ok(),
-            None => None,
-        };
+        let phone =
+            parse_optional(form.phone.as_deref(), PhoneNumber::parse).map_err(|e| problems.push(e)).ok().flatten();
         let role = RoleKey::parse(&form.role).map_err(|e| problems.push(e)).ok();
         ctx.decide_and_commit_or_redecide(
             || async {
@@ -604,10 +601,10 @@ impl Members {
                     }
                 }
                 if let Some(position) = &update.position {
-                    let parsed = match position.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
-                        Some(text) => Position::parse(text).map_err(|e| problems.push(e)).ok(),
-                        None => None,
-                    };
+                    let parsed = parse_optional(position.as_deref(), Position::parse)
+                        .map_err(|e| problems.push(e))
+                        .ok()
+                        .flatten();
                     diff.push(FieldChange::new("position", current.position.as_ref(), parsed.as_ref()));
                     next.position = parsed;
                 }
