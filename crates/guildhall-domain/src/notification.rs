@@ -44,6 +44,16 @@ pub enum Notification {
     /// Somebody tried to sign up with your address, or to move another account to it,
     /// while it already has an account.
     SignUpAttemptWithExistingAccount,
+    /// Someone asked to move your account to another address (sent to the current one).
+    EmailChangeRequested {
+        /// The address asked for.
+        new_email: EmailAddress,
+    },
+    /// Your account's address was changed (sent to the old one).
+    EmailChanged {
+        /// The new address.
+        new_email: EmailAddress,
+    },
     /// Please confirm your address.
     VerifyEmail {
         /// The token for the link.
@@ -109,6 +119,8 @@ impl Notification {
             Self::Invitation { .. } => "invitation",
             Self::AccountCreated { .. } => "account_created",
             Self::SignUpAttemptWithExistingAccount => "sign_up_attempt_with_existing_account",
+            Self::EmailChangeRequested { .. } => "email_change_requested",
+            Self::EmailChanged { .. } => "email_changed",
             Self::VerifyEmail { .. } => "verify_email",
             Self::PasswordReset { .. } => "password_reset",
             Self::PasswordChanged { .. } => "password_changed",

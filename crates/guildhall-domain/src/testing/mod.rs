@@ -30,6 +30,7 @@
 //! ```
 
 mod commit;
+pub mod contract;
 mod fakes;
 mod kit;
 mod outbox;

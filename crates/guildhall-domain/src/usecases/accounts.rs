@@ -654,7 +654,8 @@ impl Accounts {
                     audited.push(FieldChange::new("email", Some(&current.email), Some(email)));
                     changes
                         .push(Change::ExpireTokens { user: current.id, reset: false, at: now })
-                        .push(Change::ExpireTokens { user: current.id, reset: true, at: now });
+                        .push(Change::ExpireTokens { user: current.id, reset: true, at: now })
+                        .send(ctx.email(None, &current.email, Notification::EmailChanged { new_email: email.clone() }));
                 } else {
                     audited.push(FieldChange::new("email_verified", None::<String>, Some(&current.email)));
                 }
@@ -741,13 +742,20 @@ impl Accounts {
             || async {
                 let now = ctx.now();
                 let mut changes = ChangeSet::new();
+                // Both paths write the same: earlier links die, the current address hears
+                // of the request (a stranger with the password cannot move the account
+                // silently).
+                changes.push(Change::ExpireTokens { user, reset: false, at: now }).send(ctx.email(
+                    None,
+                    &account.email,
+                    Notification::EmailChangeRequested { new_email: new_email.clone() },
+                ));
                 if ctx.ports.users.user_by_email(&new_email).await?.is_some() {
                     // Answer as for a free address, so nobody learns who has an account;
                     // the address's owner hears that someone tried to use it.
                     changes.send(ctx.email(None, &new_email, Notification::SignUpAttemptWithExistingAccount));
                     return Ok(((), changes));
                 }
-                changes.push(Change::ExpireTokens { user, reset: false, at: now });
                 self.send_verification(&mut changes, &account, &new_email, now);
                 Ok(((), changes))
             },
@@ -871,6 +879,11 @@ impl Accounts {
     /// count: it only signs in).
     async fn verify_chosen_password(&self, user: &User, password: &Password) -> Result<bool, Unexpected> {
         let hasher = &self.ctx.ports.hasher;
+        if password.char_count() > PasswordPolicy::HIGHEST_MAX_LENGTH {
+            // No password is that long; keep the hashing cost bounded.
+            let bounded: String = password.expose().chars().take(PasswordPolicy::HIGHEST_MAX_LENGTH).collect();
+            return hasher.verify_dummy(&Password::new(bounded)).await.map(|()| false).map_err(hash_failed);
+        }
         match &user.password.hash {
             Some(hash) => hasher.verify(password, hash).await.map_err(hash_failed),
             None => hasher.verify_dummy(password).await.map(|()| false).map_err(hash_failed),
@@ -1028,6 +1041,10 @@ impl Accounts {
                     .require(Precondition::UserVersion { user: user.id, version: user.version })
                     .push(Change::UpdateUser(updated))
                     .push(Change::RevokeSessionsOf { user: user.id, except: Some(hash), at: now })
+                    // Links sent before the change (an email change someone else asked
+                    // for with the old password, a reset) die with the old password.
+                    .push(Change::ExpireTokens { user: user.id, reset: false, at: now })
+                    .push(Change::ExpireTokens { user: user.id, reset: true, at: now })
                     .push(Change::UnrestrictSession { hash })
                     .send(ctx.email(None, &user.email, Notification::PasswordChanged { at: now }))
                     .audit(ctx.audit(
@@ -1138,6 +1155,7 @@ impl Accounts {
                     .require(Precondition::UserVersion { user: user.id, version: user.version })
                     .push(Change::ConsumeToken { hash, at: now })
                     .push(Change::ExpireTokens { user: user.id, reset: true, at: now })
+                    .push(Change::ExpireTokens { user: user.id, reset: false, at: now })
                     .push(Change::UpdateUser(updated))
                     .push(Change::RevokeSessionsOf { user: user.id, except: None, at: now })
                     .send(ctx.email(None, &user.email, Notification::PasswordChanged { at: now }))

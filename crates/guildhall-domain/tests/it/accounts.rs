@@ -952,3 +952,36 @@ mod disabling {
         assert!(actions.contains(&"user.disabled") && actions.contains(&"user.enabled"));
     }
 }
+
+#[tokio::test]
+async fn a_password_reset_kills_a_pending_email_change_so_a_stolen_password_cannot_take_the_account() {
+    let kit = TestKit::new();
+    let ann = seed_user(&kit, "ann@example.com").await;
+    // Someone who knows Ann's password asks to move her account to their address.
+    accounts(&kit).request_email_change(ann.id, "mallory@evil.example", PASSWORD).await.unwrap();
+    let stolen_link = link_sent_to(&kit, "mallory@evil.example");
+    let told = emails_to(&kit, "ann@example.com");
+    assert!(
+        told.iter().any(|e| matches!(&e.notification, Notification::EmailChangeRequested { new_email } if *new_email == email("mallory@evil.example"))),
+        "the current address hears of the request"
+    );
+
+    // Ann resets her password.
+    accounts(&kit).request_password_reset("ann@example.com").await.unwrap();
+    let reset = link_sent_to(&kit, "ann@example.com");
+    accounts(&kit).confirm_password_reset(&reset, "Brand-New-Secret-99!").await.unwrap();
+
+    let err = accounts(&kit).verify_email(&stolen_link).await.unwrap_err();
+    assert!(matches!(err, VerifyEmailError::AlreadyUsed | VerifyEmailError::Expired { .. }), "{err:?}");
+    assert_eq!(user(&kit, ann.id).email, email("ann@example.com"));
+}
+
+#[tokio::test]
+async fn a_completed_email_change_is_announced_to_the_old_address() {
+    let kit = TestKit::new();
+    let ann = seed_user(&kit, "ann@example.com").await;
+    accounts(&kit).request_email_change(ann.id, "ann@new.example", PASSWORD).await.unwrap();
+    accounts(&kit).verify_email(&link_sent_to(&kit, "ann@new.example")).await.unwrap();
+    let told = emails_to(&kit, "ann@example.com");
+    assert!(told.iter().any(|e| matches!(&e.notification, Notification::EmailChanged { new_email } if *new_email == email("ann@new.example"))));
+}

@@ -5,6 +5,7 @@
 
 mod accounts;
 mod alerts;
+mod contract;
 mod interactions;
 mod invariants;
 mod invitations;
