@@ -343,9 +343,9 @@ pub fn preview_role_change(
                 Some(to) if to == key => return Err(RoleChangeProblem::ReplacementIsSame),
                 Some(to) => {
                     let to_role = roles.get(to).ok_or_else(|| RoleChangeProblem::UnknownRole(to.clone()))?;
-                    if !holders.is_empty() {
-                        violations.extend(check_no_escalation(&held, &to_role.permissions(catalogue)).err());
-                    }
+                    // Checked even with no holders now: someone may take the role (accept an
+                    // invitation) before the deletion commits, and would get the replacement.
+                    violations.extend(check_no_escalation(&held, &to_role.permissions(catalogue)).err());
                     reassign.extend(holders.iter().map(|m| (m.user, to.clone())));
                 }
                 None if !holders.is_empty() => {

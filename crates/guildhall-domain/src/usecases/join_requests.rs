@@ -141,9 +141,6 @@ impl JoinRequests {
                 let organisation =
                     ctx.ports.organisations.organisation(org).await?.ok_or(RequestToJoinError::OrgNotFound)?;
                 let account = ctx.ports.users.user(user).await?.ok_or(RequestToJoinError::OrgNotFound)?;
-                if !account.is_verified() {
-                    return Err(RequestToJoinError::EmailNotVerified);
-                }
                 if ctx.ports.memberships.membership(org, user).await?.is_some() {
                     return Err(RequestToJoinError::AlreadyMember);
                 }
@@ -157,6 +154,11 @@ impl JoinRequests {
                         *auto_approve
                     }
                 };
+                // Only now, so that an unverified account learns nothing more about an
+                // organisation that would not take its request than a missing one.
+                if !account.is_verified() {
+                    return Err(RequestToJoinError::EmailNotVerified);
+                }
                 let id = JoinRequestId::from_uuid(ctx.new_id());
                 let mut changes = ChangeSet::new();
                 let audit = |action, diff| ctx.audit(Some(org), Some(user), action, AuditTarget::JoinRequest(id), diff);

@@ -278,9 +278,18 @@ impl Roles {
                         let now = ctx.now();
                         for invitation in ctx.ports.invitations.open_invitations(org).await? {
                             if invitation.role == *key {
+                                let id = invitation.id;
+                                let token_hash = invitation.token_hash;
                                 let revoked =
                                     Invitation { state: InvitationState::Revoked { by: actor, at: now }, ..invitation };
-                                changes.push(Change::UpdateInvitation(revoked));
+                                changes
+                                    .require(Precondition::InvitationPending { org, id, token_hash })
+                                    .push(Change::UpdateInvitation(revoked))
+                                    .audit(entry(
+                                        AuditAction::InvitationRevoked,
+                                        AuditTarget::Invitation(id),
+                                        vec![FieldChange::new("state", Some("pending"), Some("revoked"))],
+                                    ));
                             }
                         }
                         changes.push(Change::DeleteRole { org, key: key.clone() }).audit(entry(

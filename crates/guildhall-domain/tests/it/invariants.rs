@@ -580,8 +580,10 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         .filter(|((o, _), m)| *o == org && m.role == key)
                         .map(|((_, u), _)| *u)
                         .collect();
-                    if !moved.is_empty() {
-                        prop_assert!(to_grant.is_subset(&held), "escalation through a replacement role");
+                    prop_assert!(to_grant.is_subset(&held), "escalation through a replacement role");
+                    // Deleting the role revoked its open invitations.
+                    for invitation in world.model.invitations.iter_mut().filter(|i| i.org == org && i.role == key) {
+                        invitation.open = false;
                     }
                     for u in moved {
                         if let Some(m) = world.model.members.get_mut(&(org, u)) {

@@ -280,7 +280,7 @@ proptest! {
                     Some(to) if to == key => expected_problem = Some(RoleChangeProblem::ReplacementIsSame),
                     None if !holders.is_empty() => expected_problem = Some(RoleChangeProblem::ReplacementRequired { role: key.clone(), count: holders.len() }),
                     Some(to) => {
-                        if !holders.is_empty() { granted = before[to].clone(); }
+                        granted = before[to].clone();
                         for i in holders { assigned[i] = to.clone(); }
                     }
                     None => {}
