@@ -8,93 +8,28 @@ use guildhall_domain::ids::OrgId;
 use guildhall_domain::invitation::{Invitation, InvitationState, InvitationStatus};
 use guildhall_domain::membership::MembershipOrigin;
 use guildhall_domain::notification::Notification;
-use guildhall_domain::org::Organisation;
 use guildhall_domain::policy::InvariantViolation;
-use guildhall_domain::ports::{Change, ChangeSet, Clock, UnitOfWork};
-use guildhall_domain::role::{Role, RoleGrant, builtin};
-use guildhall_domain::testing::TestKit;
+use guildhall_domain::ports::Clock;
+use guildhall_domain::role::builtin;
 use guildhall_domain::token::Token;
 use guildhall_domain::usecases::{
-    AcceptInvitationError, DeclineInvitationError, Invitations, InviteError, ListInvitationsError,
-    ManageInvitationError, OrganisationUpdate,
+    AcceptInvitationError, DeclineInvitationError, InviteError, ListInvitationsError, ManageInvitationError,
+    OrganisationUpdate,
 };
 use guildhall_domain::user::User;
-use guildhall_domain::values::{EmailAddress, Permission, RoleKey, RoleName};
+use guildhall_domain::values::RoleKey;
 use uuid::Uuid;
 
-/// Ann founded Acme Physio and is its only member.
-struct Acme {
-    kit: TestKit,
-    ann: User,
-    org: Organisation,
-}
+use crate::support::{Acme, address, deputy_permissions};
 
 impl Acme {
-    async fn new() -> Self {
-        let kit = TestKit::new();
-        let ann = kit.seed_user("ann@acme-physio.example", true).await.unwrap();
-        let org = kit.seed_org("acme-physio", ann.id).await.unwrap();
-        Self { kit, ann, org }
-    }
-
-    fn invitations(&self) -> Invitations {
-        self.kit.guildhall.invitations()
-    }
-
-    /// A verified account that is a member of Acme with `role`.
-    async fn member(&self, email: &str, role: RoleKey) -> User {
-        let user = self.kit.seed_user(email, true).await.unwrap();
-        self.kit.seed_member(self.org.id, user.id, role).await.unwrap();
-        user
-    }
-
-    /// A custom role of Acme granting exactly `permissions`.
-    async fn custom_role(&self, key: &str, permissions: &[Permission]) -> RoleKey {
-        let role = Role {
-            key: RoleKey::parse(key).unwrap(),
-            name: RoleName::parse(key).unwrap(),
-            grant: RoleGrant::Only(permissions.iter().cloned().collect()),
-            built_in: false,
-        };
-        let mut changes = ChangeSet::new();
-        changes.push(Change::PutRole { org: self.org.id, role: role.clone() });
-        self.kit.store.commit(changes).await.unwrap();
-        role.key
-    }
-
-    /// Ann invites `email` with `role`; returns the invitation and the token emailed.
-    async fn invite(&self, email: &str, role: &RoleKey) -> (Invitation, String) {
-        let invitation = self.invitations().invite(self.ann.id, self.org.id, email, role).await.unwrap();
-        (invitation, self.token_sent_to(email))
-    }
-
-    fn token_sent_to(&self, email: &str) -> String {
-        self.kit.last_token_sent_to(&address(email)).unwrap().expose().to_owned()
-    }
-
-    fn stored(&self, invitation: &Invitation) -> Invitation {
+    fn stored_invitation(&self, invitation: &Invitation) -> Invitation {
         self.kit.store.invitations().into_iter().find(|i| i.id == invitation.id).unwrap()
     }
 
     fn is_member(&self, user: &User) -> bool {
         self.kit.store.memberships(self.org.id).iter().any(|m| m.user == user.id)
     }
-}
-
-fn address(text: &str) -> EmailAddress {
-    EmailAddress::parse(text).unwrap()
-}
-
-/// Members management and everything the Manager role grants except financials.
-fn deputy_permissions() -> Vec<Permission> {
-    vec![
-        p::MEMBERS_MANAGE,
-        p::REPORTS_VIEW,
-        p::REPORTS_DOWNLOAD,
-        p::CAMPAIGNS_ACCESS,
-        p::PATIENTS_ASSIGN,
-        p::PATIENTS_MESSAGE,
-    ]
 }
 
 // ---- inviting and accepting ------------------------------------------------------------
@@ -138,7 +73,10 @@ async fn an_invitation_emails_the_invitee_exactly_once_with_a_token_that_accept_
     assert_eq!(membership.origin, MembershipOrigin::Invitation);
     assert_eq!(membership.added_by, Some(acme.ann.id));
     assert!(acme.kit.store.memberships(acme.org.id).contains(&membership));
-    assert_eq!(acme.stored(&invitation).state, InvitationState::Accepted { by: bo.id, at: acme.kit.clock.now() });
+    assert_eq!(
+        acme.stored_invitation(&invitation).state,
+        InvitationState::Accepted { by: bo.id, at: acme.kit.clock.now() }
+    );
     assert_eq!(acme.kit.store.emails().len(), 1, "accepting sends nothing");
 }
 
@@ -166,7 +104,7 @@ async fn an_invitation_cannot_be_accepted_by_an_account_with_another_address() {
     assert_eq!(*invited, address("bo@example.com"));
     assert!(err.to_string().contains("bo@example.com"), "{err}");
     assert!(!acme.is_member(&cy));
-    assert_eq!(acme.stored(&invitation).state, InvitationState::Pending);
+    assert_eq!(acme.stored_invitation(&invitation).state, InvitationState::Pending);
     assert_eq!(acme.kit.store.commit_count(), commits);
 }
 
@@ -180,7 +118,7 @@ async fn an_invitation_needs_the_accounts_address_to_be_verified() {
 
     assert!(matches!(err, AcceptInvitationError::EmailNotVerified), "{err:?}");
     assert!(!acme.is_member(&bo));
-    assert_eq!(acme.stored(&invitation).state, InvitationState::Pending);
+    assert_eq!(acme.stored_invitation(&invitation).state, InvitationState::Pending);
 }
 
 #[tokio::test]
@@ -219,7 +157,7 @@ async fn an_invitation_expires_seven_days_after_it_is_sent_by_default() {
     assert!(err.to_string().contains("Acme Physio"), "{err}");
     assert!(!acme.is_member(&bo));
     // Expiry is derived: the stored state is untouched.
-    assert_eq!(acme.stored(&invitation).state, InvitationState::Pending);
+    assert_eq!(acme.stored_invitation(&invitation).state, InvitationState::Pending);
 }
 
 #[tokio::test]
@@ -253,7 +191,7 @@ async fn resending_rotates_the_token_and_extends_the_expiry() {
     assert_eq!(resent.expires_at, acme.kit.clock.now() + Duration::days(7));
     assert!(resent.expires_at > invitation.expires_at);
     assert_ne!(resent.token_hash, invitation.token_hash);
-    assert_eq!(acme.stored(&invitation), resent);
+    assert_eq!(acme.stored_invitation(&invitation), resent);
     assert_eq!(acme.kit.store.emails_to(&address("bo@example.com")).len(), 2);
     let new_token = acme.token_sent_to("bo@example.com");
     assert_ne!(new_token, old_token);
@@ -314,7 +252,7 @@ async fn an_invitation_of_another_organisation_cannot_be_managed() {
     let err = acme.invitations().revoke(zed.id, beta.id, invitation.id).await.unwrap_err();
 
     assert!(matches!(err, ManageInvitationError::NotFound), "{err:?}");
-    assert_eq!(acme.stored(&invitation).state, InvitationState::Pending);
+    assert_eq!(acme.stored_invitation(&invitation).state, InvitationState::Pending);
 }
 
 #[tokio::test]
@@ -330,7 +268,7 @@ async fn the_invitee_can_decline_and_the_link_then_stops_working() {
     let declined = acme.invitations().decline(bo.id, &token).await.unwrap();
 
     assert_eq!(declined.state, InvitationState::Declined { at: acme.kit.clock.now() });
-    assert_eq!(acme.stored(&invitation), declined);
+    assert_eq!(acme.stored_invitation(&invitation), declined);
     let err = acme.invitations().accept(bo.id, &token).await.unwrap_err();
     let AcceptInvitationError::Declined { org_name } = &err else { panic!("{err:?}") };
     assert_eq!(org_name, "Acme Physio");
@@ -441,7 +379,9 @@ async fn deleting_the_offered_role_revokes_its_open_invitations() {
     let AcceptInvitationError::Revoked { org_name } = &err else { panic!("{err:?}") };
     assert_eq!(org_name, "Acme Physio");
     assert!(!acme.is_member(&bo));
-    assert!(matches!(acme.stored(&invitation).state, InvitationState::Revoked { by, .. } if by == acme.ann.id));
+    assert!(
+        matches!(acme.stored_invitation(&invitation).state, InvitationState::Revoked { by, .. } if by == acme.ann.id)
+    );
     let err = acme.invitations().resend(acme.ann.id, acme.org.id, invitation.id).await.unwrap_err();
     assert!(matches!(&err, ManageInvitationError::Closed(InvitationStatus::Revoked)), "{err:?}");
     // A role created later under the same key is never granted by the old link.
@@ -531,7 +471,7 @@ async fn every_invitation_action_is_audited_with_its_actor_and_organisation() {
     let acme = Acme::new().await;
     let (to_bo, bo_token) = acme.invite("bo@example.com", &builtin::USER).await;
     acme.invitations().resend(acme.ann.id, acme.org.id, to_bo.id).await.unwrap();
-    let resent = acme.stored(&to_bo);
+    let resent = acme.stored_invitation(&to_bo);
     let (to_cy, cy_token) = acme.invite("cy@example.com", &builtin::USER).await;
     let (to_dee, _) = acme.invite("dee@example.com", &builtin::USER).await;
     acme.invitations().revoke(acme.ann.id, acme.org.id, to_dee.id).await.unwrap();
@@ -586,5 +526,5 @@ async fn a_member_manager_cannot_resend_an_invitation_for_a_role_above_their_own
 
     assert!(result.is_err(), "{result:?}");
     assert_eq!(acme.kit.store.snapshot(), before);
-    assert_eq!(acme.stored(&invitation).status(acme.kit.clock.now()), InvitationStatus::Expired);
+    assert_eq!(acme.stored_invitation(&invitation).status(acme.kit.clock.now()), InvitationStatus::Expired);
 }

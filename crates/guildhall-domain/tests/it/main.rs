@@ -17,3 +17,4 @@ mod preview;
 mod regressions;
 mod role_policy;
 mod roles;
+mod support;

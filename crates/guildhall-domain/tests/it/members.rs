@@ -6,78 +6,46 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::Duration;
 use guildhall_domain::audit::{AuditAction, AuditTarget, FieldChange};
 use guildhall_domain::catalogue::{alerts, permissions as p, resource_kinds};
-use guildhall_domain::error::{AccessError, Invalid};
+use guildhall_domain::error::AccessError;
 use guildhall_domain::ids::{FacilityId, SessionId, UserId};
 use guildhall_domain::invitation::InvitationState;
-use guildhall_domain::membership::{
-    AccessScope, AccessSettings, MemberState, Membership, MembershipOrigin, MembershipStatus,
-};
+use guildhall_domain::membership::{AccessScope, AccessSettings, MemberState, MembershipOrigin, MembershipStatus};
 use guildhall_domain::notification::Notification;
 use guildhall_domain::org::{Facility, Organisation};
 use guildhall_domain::password::{CharacterClass, Password, PasswordPolicy};
 use guildhall_domain::policy::InvariantViolation;
 use guildhall_domain::ports::{Change, ChangeSet, Clock, PasswordHasher, UnitOfWork};
 use guildhall_domain::role::{Denial, Reason, ResourceRef, Role, RoleGrant, Scope, builtin};
-use guildhall_domain::testing::TestKit;
 use guildhall_domain::token::{Secret, Session, Token};
 use guildhall_domain::usecases::{
     CreateMemberError, CreateMemberOutcome, LinkMemberError, ListRolesError, MemberQueryError, MemberSearch,
-    MemberSettings, MemberStatusError, MemberUpdate, Members, NewMember, OrganisationUpdate, UpdateMemberError,
+    MemberSettings, MemberStatusError, MemberUpdate, NewMember, OrganisationUpdate, UpdateMemberError,
     ViewOrganisationError,
 };
 use guildhall_domain::user::User;
-use guildhall_domain::values::{EmailAddress, Permission, Position, RoleKey, RoleName};
+use guildhall_domain::values::{Position, RoleKey, RoleName};
 use uuid::Uuid;
 
-/// Ann founded Acme Physio, which has two facilities.
-struct Acme {
-    kit: TestKit,
-    ann: User,
-    org: Organisation,
+use crate::support::{Acme, address, deputy_permissions, fields};
+
+/// Acme once Ann has opened its two facilities: every test here starts from it.
+struct Clinics {
+    acme: Acme,
     north: Facility,
     south: Facility,
 }
 
+impl Clinics {
+    async fn open() -> Self {
+        let acme = Acme::new().await;
+        let organisations = acme.organisations();
+        let north = organisations.create_facility(acme.ann.id, acme.org.id, "North Clinic").await.unwrap();
+        let south = organisations.create_facility(acme.ann.id, acme.org.id, "South Clinic").await.unwrap();
+        Self { acme, north, south }
+    }
+}
+
 impl Acme {
-    async fn new() -> Self {
-        let kit = TestKit::new();
-        let ann = kit.seed_user("ann@acme-physio.example", true).await.unwrap();
-        let org = kit.seed_org("acme-physio", ann.id).await.unwrap();
-        let organisations = kit.guildhall.organisations();
-        let north = organisations.create_facility(ann.id, org.id, "North Clinic").await.unwrap();
-        let south = organisations.create_facility(ann.id, org.id, "South Clinic").await.unwrap();
-        Self { kit, ann, org, north, south }
-    }
-
-    fn members(&self) -> Members {
-        self.kit.guildhall.members()
-    }
-
-    /// A verified account that is a member of Acme with `role`.
-    async fn member(&self, email: &str, role: RoleKey) -> User {
-        let user = self.kit.seed_user(email, true).await.unwrap();
-        self.kit.seed_member(self.org.id, user.id, role).await.unwrap();
-        user
-    }
-
-    /// A custom role of Acme granting exactly `permissions`.
-    async fn custom_role(&self, key: &str, permissions: &[Permission]) -> RoleKey {
-        let role = Role {
-            key: RoleKey::parse(key).unwrap(),
-            name: RoleName::parse(key).unwrap(),
-            grant: RoleGrant::Only(permissions.iter().cloned().collect()),
-            built_in: false,
-        };
-        let mut changes = ChangeSet::new();
-        changes.push(Change::PutRole { org: self.org.id, role: role.clone() });
-        self.kit.store.commit(changes).await.unwrap();
-        role.key
-    }
-
-    fn membership(&self, user: UserId) -> Option<Membership> {
-        self.kit.store.memberships(self.org.id).into_iter().find(|m| m.user == user)
-    }
-
     fn user(&self, id: UserId) -> User {
         self.kit.store.users().into_iter().find(|u| u.id == id).unwrap()
     }
@@ -115,27 +83,7 @@ impl Acme {
     }
 }
 
-fn address(text: &str) -> EmailAddress {
-    EmailAddress::parse(text).unwrap()
-}
-
-fn fields(invalid: &Invalid) -> Vec<&'static str> {
-    invalid.0.iter().map(|problem| problem.field()).collect()
-}
-
-/// Members management and everything the Manager role grants except financials.
-fn deputy_permissions() -> Vec<Permission> {
-    vec![
-        p::MEMBERS_MANAGE,
-        p::REPORTS_VIEW,
-        p::REPORTS_DOWNLOAD,
-        p::CAMPAIGNS_ACCESS,
-        p::PATIENTS_ASSIGN,
-        p::PATIENTS_MESSAGE,
-    ]
-}
-
-fn bo_form(acme: &Acme) -> NewMember {
+fn bo_form(north: &Facility) -> NewMember {
     NewMember {
         first_name: " Bo ".to_owned(),
         last_name: "Therapist".to_owned(),
@@ -144,7 +92,7 @@ fn bo_form(acme: &Acme) -> NewMember {
         role: "user_plus".to_owned(),
         settings: MemberSettings {
             position: Some(" Physiotherapist ".to_owned()),
-            facilities: [acme.north.id].into_iter().collect(),
+            facilities: [north.id].into_iter().collect(),
             aide: true,
             access: BTreeMap::from([
                 (resource_kinds::PATIENTS, AccessScope::Facility),
@@ -159,9 +107,9 @@ fn bo_form(acme: &Acme) -> NewMember {
 
 #[tokio::test]
 async fn creating_a_member_makes_an_unverified_account_with_only_an_emailed_temporary_password() {
-    let acme = Acme::new().await;
+    let Clinics { acme, north, .. } = Clinics::open().await;
     let created_at = acme.kit.clock.now();
-    let form = bo_form(&acme);
+    let form = bo_form(&north);
 
     let outcome = acme.members().create_member(acme.ann.id, acme.org.id, &form).await.unwrap();
 
@@ -183,7 +131,7 @@ async fn creating_a_member_makes_an_unverified_account_with_only_an_emailed_temp
     assert_eq!(acme.membership(*user).as_ref(), Some(membership.as_ref()));
     assert_eq!(membership.role, builtin::USER_PLUS);
     assert_eq!(membership.position, Some(Position::parse("Physiotherapist").unwrap()));
-    assert_eq!(membership.facilities, [acme.north.id].into_iter().collect());
+    assert_eq!(membership.facilities, [north.id].into_iter().collect());
     assert!(membership.aide);
     assert_eq!(membership.access.scope_for(&resource_kinds::PATIENTS), AccessScope::Facility);
     assert_eq!(membership.access.scope_for(&resource_kinds::NPS), AccessScope::Own);
@@ -220,12 +168,12 @@ async fn creating_a_member_makes_an_unverified_account_with_only_an_emailed_temp
 
 #[tokio::test]
 async fn the_temporary_password_meets_the_organisations_stricter_policy() {
-    let acme = Acme::new().await;
+    let Clinics { acme, north, .. } = Clinics::open().await;
     let strict = PasswordPolicy::new(40, 128, CharacterClass::ALL, true, true).unwrap();
     let update = OrganisationUpdate { password_policy: Some(strict.clone()), ..OrganisationUpdate::default() };
     acme.kit.guildhall.organisations().update(acme.ann.id, acme.org.id, update).await.unwrap();
 
-    acme.members().create_member(acme.ann.id, acme.org.id, &bo_form(&acme)).await.unwrap();
+    acme.members().create_member(acme.ann.id, acme.org.id, &bo_form(&north)).await.unwrap();
 
     let email = acme.kit.store.emails().pop().unwrap();
     let Notification::AccountCreated { temporary_password, .. } = &email.notification else { panic!("{email:?}") };
@@ -236,14 +184,14 @@ async fn the_temporary_password_meets_the_organisations_stricter_policy() {
 
 #[tokio::test]
 async fn a_facility_the_organisation_does_not_have_is_refused_naming_the_field() {
-    let acme = Acme::new().await;
+    let Clinics { acme, north, .. } = Clinics::open().await;
     let zed = acme.kit.seed_user("zed@beta.example", true).await.unwrap();
     let beta = acme.kit.seed_org("beta-clinic", zed.id).await.unwrap();
     let elsewhere = acme.kit.guildhall.organisations().create_facility(zed.id, beta.id, "Beta Clinic").await.unwrap();
     let users = acme.kit.store.users().len();
 
     for unknown in [FacilityId::from_uuid(Uuid::from_u128(0xfac)), elsewhere.id] {
-        let mut form = bo_form(&acme);
+        let mut form = bo_form(&north);
         form.settings.facilities.insert(unknown);
         let err = acme.members().create_member(acme.ann.id, acme.org.id, &form).await.unwrap_err();
         let CreateMemberError::Invalid(invalid) = &err else { panic!("{err:?}") };
@@ -256,7 +204,7 @@ async fn a_facility_the_organisation_does_not_have_is_refused_naming_the_field()
 
 #[tokio::test]
 async fn every_invalid_field_of_the_new_member_form_is_reported_at_once() {
-    let acme = Acme::new().await;
+    let Clinics { acme, .. } = Clinics::open().await;
     let form = NewMember {
         first_name: "  ".to_owned(),
         last_name: String::new(),
@@ -279,9 +227,9 @@ async fn every_invalid_field_of_the_new_member_form_is_reported_at_once() {
 
 #[tokio::test]
 async fn an_address_that_has_an_account_gets_an_invitation_with_the_same_role_instead() {
-    let acme = Acme::new().await;
+    let Clinics { acme, north, .. } = Clinics::open().await;
     let cy = acme.kit.seed_user("cy@example.com", true).await.unwrap();
-    let form = NewMember { email: "CY@example.com".to_owned(), role: "manager".to_owned(), ..bo_form(&acme) };
+    let form = NewMember { email: "CY@example.com".to_owned(), role: "manager".to_owned(), ..bo_form(&north) };
     let users = acme.kit.store.users();
 
     let outcome = acme.members().create_member(acme.ann.id, acme.org.id, &form).await.unwrap();
@@ -306,9 +254,9 @@ async fn an_address_that_has_an_account_gets_an_invitation_with_the_same_role_in
 
 #[tokio::test]
 async fn creating_someone_who_is_already_a_member_is_refused() {
-    let acme = Acme::new().await;
+    let Clinics { acme, north, .. } = Clinics::open().await;
     acme.member("cy@example.com", builtin::USER).await;
-    let form = NewMember { email: "cy@example.com".to_owned(), ..bo_form(&acme) };
+    let form = NewMember { email: "cy@example.com".to_owned(), ..bo_form(&north) };
 
     let err = acme.members().create_member(acme.ann.id, acme.org.id, &form).await.unwrap_err();
 
@@ -319,14 +267,14 @@ async fn creating_someone_who_is_already_a_member_is_refused() {
 
 #[tokio::test]
 async fn creating_a_member_needs_member_management_and_a_role_within_the_creators_permissions() {
-    let acme = Acme::new().await;
+    let Clinics { acme, north, .. } = Clinics::open().await;
     let mo = acme.member("mo@acme-physio.example", builtin::MANAGER).await;
     let deputy = acme.custom_role("deputy", &deputy_permissions()).await;
     let dee = acme.member("dee@acme-physio.example", deputy).await;
 
-    let err = acme.members().create_member(mo.id, acme.org.id, &bo_form(&acme)).await.unwrap_err();
+    let err = acme.members().create_member(mo.id, acme.org.id, &bo_form(&north)).await.unwrap_err();
     assert!(matches!(err, CreateMemberError::Access(AccessError::Forbidden { .. })), "{err:?}");
-    let form = NewMember { role: "manager".to_owned(), ..bo_form(&acme) };
+    let form = NewMember { role: "manager".to_owned(), ..bo_form(&north) };
     let err = acme.members().create_member(dee.id, acme.org.id, &form).await.unwrap_err();
     assert!(matches!(err, CreateMemberError::Escalation(InvariantViolation::Escalation { .. })), "{err:?}");
     assert!(acme.kit.store.emails().is_empty());
@@ -336,7 +284,7 @@ async fn creating_a_member_needs_member_management_and_a_role_within_the_creator
 
 /// Ann administers Acme (where Bo is a User) and Beta.
 async fn acme_and_beta() -> (Acme, Organisation, User) {
-    let acme = Acme::new().await;
+    let Clinics { acme, .. } = Clinics::open().await;
     let beta = acme.kit.seed_org("beta-clinic", acme.ann.id).await.unwrap();
     let bo = acme.member("bo@example.com", builtin::USER).await;
     (acme, beta, bo)
@@ -365,7 +313,7 @@ async fn linking_a_member_managed_in_another_organisation_creates_only_a_members
 
 #[tokio::test]
 async fn linking_needs_member_management_in_both_organisations() {
-    let acme = Acme::new().await;
+    let Clinics { acme, .. } = Clinics::open().await;
     let bo = acme.member("bo@example.com", builtin::USER).await;
     let zed = acme.kit.seed_user("zed@beta.example", true).await.unwrap();
     let beta = acme.kit.seed_org("beta-clinic", zed.id).await.unwrap();
@@ -390,7 +338,7 @@ async fn linking_needs_member_management_in_both_organisations() {
 
 #[tokio::test]
 async fn linking_with_a_role_above_the_actors_permissions_is_refused() {
-    let acme = Acme::new().await;
+    let Clinics { acme, .. } = Clinics::open().await;
     let zed = acme.kit.seed_user("zed@beta.example", true).await.unwrap();
     let beta = acme.kit.seed_org("beta-clinic", zed.id).await.unwrap();
     let deputy = acme.custom_role("deputy", &deputy_permissions()).await;
@@ -456,7 +404,7 @@ async fn linking_someone_the_actor_does_not_manage_in_the_source_is_refused() {
 
 #[tokio::test]
 async fn each_member_field_can_be_changed_and_is_audited_before_and_after() {
-    let acme = Acme::new().await;
+    let Clinics { acme, north, .. } = Clinics::open().await;
     let bo = acme.member("bo@example.com", builtin::USER).await;
     let expiry = acme.kit.clock.now() + Duration::days(30);
     let access = BTreeMap::from([(resource_kinds::PATIENTS, AccessScope::Organisation)]);
@@ -470,8 +418,8 @@ async fn each_member_field_can_be_changed_and_is_audited_before_and_after() {
             FieldChange::new("position", None::<&str>, Some("Lead Physio")),
         ),
         (
-            MemberUpdate { facilities: Some([acme.north.id].into_iter().collect()), ..MemberUpdate::default() },
-            FieldChange::new("facilities", Some(""), Some(acme.north.id)),
+            MemberUpdate { facilities: Some([north.id].into_iter().collect()), ..MemberUpdate::default() },
+            FieldChange::new("facilities", Some(""), Some(north.id)),
         ),
         (
             MemberUpdate { aide: Some(true), ..MemberUpdate::default() },
@@ -508,7 +456,7 @@ async fn each_member_field_can_be_changed_and_is_audited_before_and_after() {
     let membership = acme.membership(bo.id).unwrap();
     assert_eq!(membership.role, builtin::USER_PLUS);
     assert_eq!(membership.position, None);
-    assert_eq!(membership.facilities, [acme.north.id].into_iter().collect());
+    assert_eq!(membership.facilities, [north.id].into_iter().collect());
     assert!(membership.aide);
     assert_eq!(membership.access, AccessSettings::new(access));
     assert_eq!(membership.alerts, [alerts::NPS_LOW].into_iter().collect());
@@ -517,7 +465,7 @@ async fn each_member_field_can_be_changed_and_is_audited_before_and_after() {
 
 #[tokio::test]
 async fn an_expiry_in_the_past_is_refused() {
-    let acme = Acme::new().await;
+    let Clinics { acme, .. } = Clinics::open().await;
     let bo = acme.member("bo@example.com", builtin::USER).await;
     let before = acme.membership(bo.id);
 
@@ -532,7 +480,7 @@ async fn an_expiry_in_the_past_is_refused() {
 
 #[tokio::test]
 async fn a_member_manager_cannot_change_someone_who_holds_more_than_they_do() {
-    let acme = Acme::new().await;
+    let Clinics { acme, .. } = Clinics::open().await;
     let deputy = acme.custom_role("deputy", &deputy_permissions()).await;
     let dee = acme.member("dee@acme-physio.example", deputy).await;
     let mo = acme.member("mo@acme-physio.example", builtin::MANAGER).await;
@@ -548,7 +496,7 @@ async fn a_member_manager_cannot_change_someone_who_holds_more_than_they_do() {
 
 #[tokio::test]
 async fn updating_a_non_member_or_with_unknown_values_is_refused() {
-    let acme = Acme::new().await;
+    let Clinics { acme, .. } = Clinics::open().await;
     let bo = acme.member("bo@example.com", builtin::USER).await;
     let stranger = acme.kit.seed_user("stranger@example.com", true).await.unwrap();
 
@@ -571,7 +519,7 @@ async fn updating_a_non_member_or_with_unknown_values_is_refused() {
 
 #[tokio::test]
 async fn suspending_a_member_ends_their_sessions_and_stops_them_doing_anything() {
-    let acme = Acme::new().await;
+    let Clinics { acme, .. } = Clinics::open().await;
     let bo = acme.member("bo@example.com", builtin::MANAGER).await;
     let cy = acme.member("cy@example.com", builtin::USER).await;
     let bo_session = acme.session(bo.id, 1).await;
@@ -610,7 +558,7 @@ async fn suspending_a_member_ends_their_sessions_and_stops_them_doing_anything()
 
 #[tokio::test]
 async fn reactivating_a_suspended_member_restores_their_access() {
-    let acme = Acme::new().await;
+    let Clinics { acme, .. } = Clinics::open().await;
     let bo = acme.member("bo@example.com", builtin::USER).await;
     acme.members().suspend(acme.ann.id, acme.org.id, bo.id).await.unwrap();
 
@@ -625,7 +573,7 @@ async fn reactivating_a_suspended_member_restores_their_access() {
 
 #[tokio::test]
 async fn removing_a_member_deletes_the_membership_and_ends_their_sessions() {
-    let acme = Acme::new().await;
+    let Clinics { acme, .. } = Clinics::open().await;
     let bo = acme.member("bo@example.com", builtin::MANAGER).await;
     let session = acme.session(bo.id, 1).await;
 
@@ -645,7 +593,7 @@ async fn removing_a_member_deletes_the_membership_and_ends_their_sessions() {
 
 #[tokio::test]
 async fn a_member_can_leave_an_organisation() {
-    let acme = Acme::new().await;
+    let Clinics { acme, .. } = Clinics::open().await;
     let bo = acme.member("bo@example.com", builtin::USER).await;
 
     acme.members().leave(bo.id, acme.org.id).await.unwrap();
@@ -659,7 +607,7 @@ async fn a_member_can_leave_an_organisation() {
 
 #[tokio::test]
 async fn changing_status_needs_member_management() {
-    let acme = Acme::new().await;
+    let Clinics { acme, .. } = Clinics::open().await;
     let mo = acme.member("mo@acme-physio.example", builtin::MANAGER).await;
     let bo = acme.member("bo@example.com", builtin::USER).await;
 
@@ -676,7 +624,7 @@ async fn changing_status_needs_member_management() {
 
 #[tokio::test]
 async fn searching_matches_part_of_a_first_name_last_name_or_address_ignoring_case() {
-    let acme = Acme::new().await;
+    let Clinics { acme, .. } = Clinics::open().await;
     let bo = acme.member("bo.therapist@example.com", builtin::USER).await;
     let dee = acme.member("dee.bobbins@example.com", builtin::USER).await;
     let cy = acme.member("cy.jones@bomail.example", builtin::USER).await;
@@ -693,14 +641,14 @@ async fn searching_matches_part_of_a_first_name_last_name_or_address_ignoring_ca
 
 #[tokio::test]
 async fn searching_filters_by_role_facility_and_state() {
-    let acme = Acme::new().await;
+    let Clinics { acme, north, south } = Clinics::open().await;
     let bo = acme.member("bo.therapist@example.com", builtin::USER).await;
     let dee = acme.member("dee.bobbins@example.com", builtin::USER).await;
     let cy = acme.member("cy.jones@example.com", builtin::MANAGER).await;
     let eve = acme.member("eve.smith@example.com", builtin::USER_PLUS).await;
     let members = acme.members();
-    members.change_facilities(acme.ann.id, acme.org.id, bo.id, [acme.north.id].into_iter().collect()).await.unwrap();
-    members.change_facilities(acme.ann.id, acme.org.id, cy.id, [acme.south.id].into_iter().collect()).await.unwrap();
+    members.change_facilities(acme.ann.id, acme.org.id, bo.id, [north.id].into_iter().collect()).await.unwrap();
+    members.change_facilities(acme.ann.id, acme.org.id, cy.id, [south.id].into_iter().collect()).await.unwrap();
     members.suspend(acme.ann.id, acme.org.id, bo.id).await.unwrap();
     let expiry = acme.kit.clock.now() + Duration::hours(1);
     let update = MemberUpdate { expires_at: Some(Some(expiry)), ..MemberUpdate::default() };
@@ -714,8 +662,8 @@ async fn searching_filters_by_role_facility_and_state() {
     };
 
     assert_eq!(acme.search(search(Some("user"), None, None)).await, [dee.id, bo.id]);
-    assert_eq!(acme.search(search(None, Some(acme.north.id), None)).await, [bo.id]);
-    assert!(acme.search(search(Some("manager"), Some(acme.north.id), None)).await.is_empty());
+    assert_eq!(acme.search(search(None, Some(north.id), None)).await, [bo.id]);
+    assert!(acme.search(search(Some("manager"), Some(north.id), None)).await.is_empty());
     assert_eq!(acme.search(search(None, None, Some("suspended"))).await, [bo.id]);
     assert_eq!(acme.search(search(None, None, Some("expired"))).await, [dee.id]);
     assert_eq!(acme.search(search(None, None, Some("active"))).await, [acme.ann.id, cy.id, eve.id]);
@@ -727,7 +675,7 @@ async fn searching_filters_by_role_facility_and_state() {
 
 #[tokio::test]
 async fn searching_pages_through_every_member_exactly_once_in_sort_order() {
-    let acme = Acme::new().await;
+    let Clinics { acme, .. } = Clinics::open().await;
     let firsts = ["ann", "bo", "cy", "dee", "eve"];
     let lasts = ["lee", "ng", "smith", "jones", "brown", "zhu"];
     for i in 0..130 {
@@ -763,7 +711,7 @@ async fn searching_pages_through_every_member_exactly_once_in_sort_order() {
 
 #[tokio::test]
 async fn an_invalid_limit_cursor_or_state_is_refused_naming_each_field() {
-    let acme = Acme::new().await;
+    let Clinics { acme, .. } = Clinics::open().await;
 
     let search = MemberSearch {
         limit: Some(0),
@@ -790,7 +738,7 @@ async fn an_invalid_limit_cursor_or_state_is_refused_naming_each_field() {
 
 #[tokio::test]
 async fn searching_members_needs_member_management() {
-    let acme = Acme::new().await;
+    let Clinics { acme, .. } = Clinics::open().await;
     let mo = acme.member("mo@acme-physio.example", builtin::MANAGER).await;
     let outsider = acme.kit.seed_user("out@else.example", true).await.unwrap();
 
@@ -804,7 +752,7 @@ async fn searching_members_needs_member_management() {
 
 #[tokio::test]
 async fn get_shows_a_member_with_their_account_and_effective_permissions() {
-    let acme = Acme::new().await;
+    let Clinics { acme, .. } = Clinics::open().await;
     let bo = acme.member("bo@example.com", builtin::USER).await;
     acme.members()
         .update_member(acme.ann.id, acme.org.id, bo.id, &MemberUpdate { aide: Some(true), ..MemberUpdate::default() })
@@ -828,7 +776,7 @@ async fn get_shows_a_member_with_their_account_and_effective_permissions() {
 
 #[tokio::test]
 async fn explaining_an_aides_missing_patient_permission_says_it_is_denied_to_aides() {
-    let acme = Acme::new().await;
+    let Clinics { acme, .. } = Clinics::open().await;
     let bo = acme.member("bo@example.com", builtin::USER).await;
     let cy = acme.member("cy@example.com", builtin::USER).await;
     acme.members()
@@ -851,11 +799,11 @@ async fn explaining_an_aides_missing_patient_permission_says_it_is_denied_to_aid
 
 #[tokio::test]
 async fn authorizing_a_resource_follows_the_members_access_scope() {
-    let acme = Acme::new().await;
+    let Clinics { acme, north, south } = Clinics::open().await;
     let bo = acme.member("bo@example.com", builtin::USER).await;
     let cy = acme.member("cy@example.com", builtin::USER).await;
     let update = MemberUpdate {
-        facilities: Some([acme.north.id].into_iter().collect()),
+        facilities: Some([north.id].into_iter().collect()),
         access: Some(BTreeMap::from([(resource_kinds::PATIENTS, AccessScope::Facility)])),
         ..MemberUpdate::default()
     };
@@ -870,10 +818,10 @@ async fn authorizing_a_resource_follows_the_members_access_scope() {
     };
     let members = acme.members();
 
-    members.authorize(bo.id, &p::PATIENTS_ASSIGN, &patient(cy.id, acme.north.id)).await.unwrap();
-    members.authorize(bo.id, &p::PATIENTS_ASSIGN, &patient(bo.id, acme.south.id)).await.unwrap();
+    members.authorize(bo.id, &p::PATIENTS_ASSIGN, &patient(cy.id, north.id)).await.unwrap();
+    members.authorize(bo.id, &p::PATIENTS_ASSIGN, &patient(bo.id, south.id)).await.unwrap();
     members.authorize(bo.id, &p::PATIENTS_ASSIGN, &Scope::Organisation(acme.org.id)).await.unwrap();
-    let err = members.authorize(bo.id, &p::PATIENTS_ASSIGN, &patient(cy.id, acme.south.id)).await.unwrap_err();
+    let err = members.authorize(bo.id, &p::PATIENTS_ASSIGN, &patient(cy.id, south.id)).await.unwrap_err();
     assert!(
         matches!(
             &err,
@@ -887,7 +835,7 @@ async fn authorizing_a_resource_follows_the_members_access_scope() {
     let err = members.authorize(bo.id, &p::FINANCIALS_ACCESS, &Scope::Organisation(acme.org.id)).await.unwrap_err();
     assert!(matches!(err, MemberQueryError::Access(AccessError::Forbidden { .. })), "{err:?}");
     // Cy has no access settings: no patient reaches them.
-    let err = members.authorize(cy.id, &p::PATIENTS_ASSIGN, &patient(bo.id, acme.north.id)).await.unwrap_err();
+    let err = members.authorize(cy.id, &p::PATIENTS_ASSIGN, &patient(bo.id, north.id)).await.unwrap_err();
     assert!(matches!(err, MemberQueryError::Access(AccessError::Forbidden { .. })), "{err:?}");
     let stranger = acme.kit.seed_user("stranger@example.com", true).await.unwrap();
     let err = members.authorize(stranger.id, &p::REPORTS_VIEW, &Scope::Organisation(acme.org.id)).await.unwrap_err();
@@ -896,9 +844,9 @@ async fn authorizing_a_resource_follows_the_members_access_scope() {
 
 #[tokio::test]
 async fn the_temporary_password_is_random_per_account() {
-    let acme = Acme::new().await;
-    acme.members().create_member(acme.ann.id, acme.org.id, &bo_form(&acme)).await.unwrap();
-    let form = NewMember { email: "cy@example.com".to_owned(), first_name: "Cy".to_owned(), ..bo_form(&acme) };
+    let Clinics { acme, north, .. } = Clinics::open().await;
+    acme.members().create_member(acme.ann.id, acme.org.id, &bo_form(&north)).await.unwrap();
+    let form = NewMember { email: "cy@example.com".to_owned(), first_name: "Cy".to_owned(), ..bo_form(&north) };
     acme.members().create_member(acme.ann.id, acme.org.id, &form).await.unwrap();
 
     let passwords: Vec<Password> = acme
@@ -924,7 +872,7 @@ mod access_grants {
 
     #[tokio::test]
     async fn a_member_manager_cannot_widen_access_beyond_their_own_nor_add_foreign_facilities() {
-        let acme = Acme::new().await;
+        let Clinics { acme, .. } = Clinics::open().await;
         let g = &acme.kit.guildhall;
         let north = g.organisations().create_facility(acme.ann.id, acme.org.id, "North").await.unwrap();
         let south = g.organisations().create_facility(acme.ann.id, acme.org.id, "South").await.unwrap();

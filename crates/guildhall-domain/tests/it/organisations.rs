@@ -8,23 +8,25 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::Duration;
 use guildhall_domain::audit::{AuditAction, AuditTarget, FieldChange};
 use guildhall_domain::catalogue::{CapabilityDef, CapabilityKind, Catalogue, permissions as p, topics};
-use guildhall_domain::error::{AccessError, Invalid};
+use guildhall_domain::error::AccessError;
 use guildhall_domain::ids::{FacilityId, OrgId};
 use guildhall_domain::membership::{MembershipOrigin, MembershipStatus};
-use guildhall_domain::org::{JoinPolicy, Organisation, RunOutcome};
+use guildhall_domain::org::{JoinPolicy, RunOutcome};
 use guildhall_domain::password::PasswordPolicy;
 use guildhall_domain::policy::InvariantViolation;
 use guildhall_domain::ports::{Change, ChangeSet, Clock, Precondition, UnitOfWork};
 use guildhall_domain::query::PageRequest;
-use guildhall_domain::role::{Denial, Role, RoleGrant, builtin};
+use guildhall_domain::role::{Denial, builtin};
 use guildhall_domain::testing::TestKit;
 use guildhall_domain::usecases::{
-    CreateOrganisationError, ManageFacilityError, OrgRef, OrganisationUpdate, Organisations, RecordRunError, RunReport,
+    CreateOrganisationError, ManageFacilityError, OrgRef, OrganisationUpdate, RecordRunError, RunReport,
     SetCapabilityError, UpdateOrganisationError, ViewOrganisationError,
 };
 use guildhall_domain::user::{User, UserStatus};
-use guildhall_domain::values::{CapabilityKey, EmailDomain, OrgName, Permission, RoleKey, RoleName};
+use guildhall_domain::values::{CapabilityKey, EmailDomain, OrgName, RoleKey};
 use uuid::Uuid;
+
+use crate::support::{Acme, fields};
 
 fn patient_tasks() -> CapabilityKey {
     CapabilityKey::parse("patient_tasks").unwrap()
@@ -50,61 +52,15 @@ fn practice_catalogue() -> Catalogue {
         .build()
 }
 
-/// Ann founded Acme Physio; nobody else is a member yet.
-struct Acme {
-    kit: TestKit,
-    ann: User,
-    org: Organisation,
-}
-
 impl Acme {
-    async fn new() -> Self {
-        Self::with_catalogue(practice_catalogue()).await
-    }
-
-    async fn with_catalogue(catalogue: Catalogue) -> Self {
-        let kit = TestKit::with_catalogue(catalogue);
-        let ann = kit.seed_user("ann@acme-physio.example", true).await.unwrap();
-        let org = kit.seed_org("acme-physio", ann.id).await.unwrap();
-        Self { kit, ann, org }
-    }
-
-    fn organisations(&self) -> Organisations {
-        self.kit.guildhall.organisations()
-    }
-
-    /// A verified account that is a member of Acme with `role`.
-    async fn member(&self, email: &str, role: RoleKey) -> User {
-        let user = self.kit.seed_user(email, true).await.unwrap();
-        self.kit.seed_member(self.org.id, user.id, role).await.unwrap();
-        user
-    }
-
-    /// A custom role of Acme granting exactly `permissions`.
-    async fn custom_role(&self, key: &str, permissions: &[Permission]) -> RoleKey {
-        let role = Role {
-            key: RoleKey::parse(key).unwrap(),
-            name: RoleName::parse(key).unwrap(),
-            grant: RoleGrant::Only(permissions.iter().cloned().collect()),
-            built_in: false,
-        };
-        let mut changes = ChangeSet::new();
-        changes.push(Change::PutRole { org: self.org.id, role: role.clone() });
-        self.kit.store.commit(changes).await.unwrap();
-        role.key
-    }
-
-    fn stored(&self) -> Organisation {
-        self.kit.store.organisations().into_iter().find(|o| o.id == self.org.id).unwrap()
+    /// Acme on the GP-practice seed's catalogue.
+    async fn with_practice_catalogue() -> Self {
+        Self::with_kit(TestKit::with_catalogue(practice_catalogue())).await
     }
 
     fn audit_actions(&self) -> Vec<AuditAction> {
         self.kit.store.audit().iter().map(|entry| entry.action).collect()
     }
-}
-
-fn fields(invalid: &Invalid) -> Vec<&'static str> {
-    invalid.0.iter().map(|problem| problem.field()).collect()
 }
 
 fn recall_run(kit: &TestKit) -> RunReport {
@@ -170,7 +126,7 @@ async fn the_founder_of_a_new_organisation_is_its_only_administrator() {
 
 #[tokio::test]
 async fn creating_an_organisation_with_a_taken_slug_is_refused_ignoring_case() {
-    let acme = Acme::new().await;
+    let acme = Acme::with_practice_catalogue().await;
     let jo = acme.kit.seed_user("jo@example.com", true).await.unwrap();
 
     let err = acme.organisations().create(jo.id, "ACME-Physio", "Another Acme").await.unwrap_err();
@@ -213,7 +169,7 @@ async fn a_disabled_account_cannot_create_an_organisation() {
 
 #[tokio::test]
 async fn a_non_member_gets_not_found_exactly_like_a_missing_organisation() {
-    let acme = Acme::new().await;
+    let acme = Acme::with_practice_catalogue().await;
     let outsider = acme.kit.seed_user("eve@elsewhere.example", true).await.unwrap();
     let orgs = acme.organisations();
     let missing = OrgId::from_uuid(Uuid::from_u128(0xdead));
@@ -233,7 +189,7 @@ async fn a_non_member_gets_not_found_exactly_like_a_missing_organisation() {
 
 #[tokio::test]
 async fn resolving_an_organisation_by_id_or_slug_checks_no_membership() {
-    let acme = Acme::new().await;
+    let acme = Acme::with_practice_catalogue().await;
     let orgs = acme.organisations();
 
     assert_eq!(orgs.resolve(&OrgRef::Id(acme.org.id)).await.unwrap(), Some(acme.org.id));
@@ -244,7 +200,7 @@ async fn resolving_an_organisation_by_id_or_slug_checks_no_membership() {
 
 #[tokio::test]
 async fn a_member_without_the_permission_is_forbidden_and_told_which_one() {
-    let acme = Acme::new().await;
+    let acme = Acme::with_practice_catalogue().await;
     let bob = acme.member("bob.lee@acme-physio.example", builtin::MANAGER).await;
     let orgs = acme.organisations();
 
@@ -264,12 +220,12 @@ async fn a_member_without_the_permission_is_forbidden_and_told_which_one() {
     // Any member may read the organisation itself.
     let view = orgs.get(bob.id, acme.org.id).await.unwrap();
     assert_eq!(view.organisation.id, acme.org.id);
-    assert_eq!(acme.stored().name.as_str(), "Acme Physio");
+    assert_eq!(acme.stored_org().name.as_str(), "Acme Physio");
 }
 
 #[tokio::test]
 async fn a_suspended_member_cannot_even_read_the_organisation() {
-    let acme = Acme::new().await;
+    let acme = Acme::with_practice_catalogue().await;
     let bob = acme.member("bob.lee@acme-physio.example", builtin::USER).await;
     let mut membership = acme.kit.store.memberships(acme.org.id).into_iter().find(|m| m.user == bob.id).unwrap();
     membership.status = MembershipStatus::Suspended { since: acme.kit.clock.now(), by: acme.ann.id };
@@ -287,7 +243,7 @@ async fn a_suspended_member_cannot_even_read_the_organisation() {
 
 #[tokio::test]
 async fn updating_settings_reports_every_problem_at_once_and_changes_nothing() {
-    let acme = Acme::new().await;
+    let acme = Acme::with_practice_catalogue().await;
     let eleven: Vec<String> = (0..11).map(|i| format!("inbox{i}@acme-physio.example")).collect();
     let update = OrganisationUpdate {
         name: Some("   ".into()),
@@ -316,13 +272,13 @@ async fn updating_settings_reports_every_problem_at_once_and_changes_nothing() {
     for expected in ["newsletters", "not an address", "at most 10", "receptionist", "1 hour and 30 days", "domain"] {
         assert!(message.contains(expected), "{expected:?} missing from {message}");
     }
-    assert_eq!(acme.stored(), acme.org);
+    assert_eq!(acme.stored_org(), acme.org);
     assert!(acme.kit.store.audit().is_empty());
 }
 
 #[tokio::test]
 async fn every_settings_change_is_audited_with_before_and_after_and_bumps_the_version() {
-    let acme = Acme::new().await;
+    let acme = Acme::with_practice_catalogue().await;
     let domains = BTreeSet::from([EmailDomain::parse("acme-physio.example").unwrap()]);
     let update = OrganisationUpdate {
         name: Some("Acme Physio Leeds".into()),
@@ -339,7 +295,7 @@ async fn every_settings_change_is_audited_with_before_and_after_and_bumps_the_ve
     let org = acme.organisations().update(acme.ann.id, acme.org.id, update).await.unwrap();
 
     assert_eq!(org.version, 1);
-    assert_eq!(acme.stored(), org);
+    assert_eq!(acme.stored_org(), org);
     assert_eq!(org.name.as_str(), "Acme Physio Leeds");
     assert_eq!(org.settings.invitation_lifetime.seconds(), 2 * 86_400);
     let routed = org.settings.routing.addresses(&topics::FAILED_MESSAGING);
@@ -364,7 +320,7 @@ async fn every_settings_change_is_audited_with_before_and_after_and_bumps_the_ve
 
 #[tokio::test]
 async fn an_update_that_changes_nothing_records_nothing() {
-    let acme = Acme::new().await;
+    let acme = Acme::with_practice_catalogue().await;
     let same = OrganisationUpdate {
         name: Some("Acme Physio".into()),
         default_role: Some(builtin::USER),
@@ -374,13 +330,13 @@ async fn an_update_that_changes_nothing_records_nothing() {
     let org = acme.organisations().update(acme.ann.id, acme.org.id, same).await.unwrap();
 
     assert_eq!(org, acme.org);
-    assert_eq!(acme.stored().version, 0);
+    assert_eq!(acme.stored_org().version, 0);
     assert!(acme.kit.store.audit().is_empty());
 }
 
 #[tokio::test]
 async fn renaming_to_a_slug_another_organisation_has_is_refused() {
-    let acme = Acme::new().await;
+    let acme = Acme::with_practice_catalogue().await;
     let other = acme.kit.seed_user("zed@example.com", true).await.unwrap();
     acme.kit.seed_org("bolt-clinic", other.id).await.unwrap();
 
@@ -389,12 +345,12 @@ async fn renaming_to_a_slug_another_organisation_has_is_refused() {
 
     let UpdateOrganisationError::SlugTaken(slug) = &err else { panic!("{err:?}") };
     assert_eq!(slug.as_str(), "bolt-clinic");
-    assert_eq!(acme.stored(), acme.org);
+    assert_eq!(acme.stored_org(), acme.org);
 }
 
 #[tokio::test]
 async fn a_settings_manager_cannot_make_joiners_administrators() {
-    let acme = Acme::new().await;
+    let acme = Acme::with_practice_catalogue().await;
     let keeper_role = acme.custom_role("settings_keeper", &[p::ORG_SETTINGS, p::REPORTS_VIEW]).await;
     let reader_role = acme.custom_role("reader", &[p::REPORTS_VIEW]).await;
     let kim = acme.member("kim@acme-physio.example", keeper_role).await;
@@ -410,7 +366,7 @@ async fn a_settings_manager_cannot_make_joiners_administrators() {
     assert!(missing.contains(&p::MEMBERS_MANAGE) && missing.contains(&p::ROLES_MANAGE), "{missing:?}");
     assert!(!missing.contains(&p::ORG_SETTINGS));
     assert!(err.to_string().contains("members.manage"), "{err}");
-    assert_eq!(acme.stored(), acme.org);
+    assert_eq!(acme.stored_org(), acme.org);
 
     // A role within Kim's own permissions is fine.
     let to_reader = OrganisationUpdate { default_role: Some(reader_role.clone()), ..Default::default() };
@@ -424,7 +380,7 @@ async fn a_settings_manager_cannot_make_joiners_administrators() {
 
 #[tokio::test]
 async fn a_settings_manager_cannot_admit_people_at_once_with_a_role_beyond_their_own() {
-    let acme = Acme::new().await;
+    let acme = Acme::with_practice_catalogue().await;
     let keeper_role = acme.custom_role("settings_keeper", &[p::ORG_SETTINGS]).await;
     let kim = acme.member("kim@acme-physio.example", keeper_role).await;
     let orgs = acme.organisations();
@@ -451,7 +407,7 @@ async fn a_settings_manager_cannot_admit_people_at_once_with_a_role_beyond_their
 
 #[tokio::test]
 async fn a_change_decided_on_a_stale_version_is_decided_again_on_fresh_data() {
-    let acme = Acme::new().await;
+    let acme = Acme::with_practice_catalogue().await;
     let mut renamed = acme.org.clone();
     renamed.name = OrgName::parse("Acme Physio Group").unwrap();
     let mut concurrent = ChangeSet::new();
@@ -469,7 +425,7 @@ async fn a_change_decided_on_a_stale_version_is_decided_again_on_fresh_data() {
     assert_eq!(org.version, 2);
     assert_eq!(org.name.as_str(), "Acme Physio Group", "the concurrent rename survives");
     assert_eq!(org.settings.invitation_lifetime.seconds(), 86_400);
-    assert_eq!(acme.stored(), org);
+    assert_eq!(acme.stored_org(), org);
     let audit = acme.kit.store.audit();
     assert_eq!(audit.len(), 1);
     let changed: Vec<&str> = audit[0].changes.iter().map(|c| c.field.as_str()).collect();
@@ -478,7 +434,7 @@ async fn a_change_decided_on_a_stale_version_is_decided_again_on_fresh_data() {
 
 #[tokio::test]
 async fn a_change_by_someone_suspended_meanwhile_is_refused_when_decided_again() {
-    let acme = Acme::new().await;
+    let acme = Acme::with_practice_catalogue().await;
     let keeper_role = acme.custom_role("settings_keeper", &[p::ORG_SETTINGS]).await;
     let kim = acme.member("kim@acme-physio.example", keeper_role).await;
     let mut suspended = acme.kit.store.memberships(acme.org.id).into_iter().find(|m| m.user == kim.id).unwrap();
@@ -494,14 +450,14 @@ async fn a_change_by_someone_suspended_meanwhile_is_refused_when_decided_again()
 
     let UpdateOrganisationError::Access(AccessError::Inactive(denial)) = &err else { panic!("{err:?}") };
     assert_eq!(*denial, Denial::Suspended);
-    assert_eq!(acme.stored().name.as_str(), "Acme Physio");
+    assert_eq!(acme.stored_org().name.as_str(), "Acme Physio");
 }
 
 // ---- facilities --------------------------------------------------------------------
 
 #[tokio::test]
 async fn facility_names_are_unique_ignoring_case() {
-    let acme = Acme::new().await;
+    let acme = Acme::with_practice_catalogue().await;
     let orgs = acme.organisations();
     let north = orgs.create_facility(acme.ann.id, acme.org.id, "North Clinic").await.unwrap();
     let south = orgs.create_facility(acme.ann.id, acme.org.id, "South Clinic").await.unwrap();
@@ -532,7 +488,7 @@ async fn facility_names_are_unique_ignoring_case() {
 
 #[tokio::test]
 async fn a_blank_facility_name_is_refused() {
-    let acme = Acme::new().await;
+    let acme = Acme::with_practice_catalogue().await;
     let err = acme.organisations().create_facility(acme.ann.id, acme.org.id, " \t ").await.unwrap_err();
     let ManageFacilityError::Invalid(invalid) = &err else { panic!("{err:?}") };
     assert_eq!(fields(invalid), ["facility_name"]);
@@ -540,7 +496,7 @@ async fn a_blank_facility_name_is_refused() {
 
 #[tokio::test]
 async fn deleting_a_facility_removes_it_from_its_members() {
-    let acme = Acme::new().await;
+    let acme = Acme::with_practice_catalogue().await;
     let orgs = acme.organisations();
     let bob = acme.member("bob.lee@acme-physio.example", builtin::USER).await;
     let north = orgs.create_facility(acme.ann.id, acme.org.id, "North Clinic").await.unwrap();
@@ -571,7 +527,7 @@ async fn deleting_a_facility_removes_it_from_its_members() {
 
 #[tokio::test]
 async fn a_capability_follows_the_catalogue_default_until_switched_and_again_once_switched_back() {
-    let acme = Acme::new().await;
+    let acme = Acme::with_practice_catalogue().await;
     let orgs = acme.organisations();
     let states = |states: Vec<guildhall_domain::usecases::CapabilityState>| {
         states.into_iter().map(|s| (s.def.key.to_string(), s.enabled)).collect::<Vec<_>>()
@@ -582,7 +538,7 @@ async fn a_capability_follows_the_catalogue_default_until_switched_and_again_onc
 
     let off = orgs.set_capability(acme.ann.id, acme.org.id, &patient_tasks(), false).await.unwrap();
     assert!(!off.enabled);
-    assert_eq!(acme.stored().settings.capabilities, BTreeMap::from([(patient_tasks(), false)]));
+    assert_eq!(acme.stored_org().settings.capabilities, BTreeMap::from([(patient_tasks(), false)]));
     let view = orgs.get(acme.ann.id, acme.org.id).await.unwrap();
     assert_eq!(
         states(view.capabilities),
@@ -590,8 +546,8 @@ async fn a_capability_follows_the_catalogue_default_until_switched_and_again_onc
     );
 
     orgs.set_capability(acme.ann.id, acme.org.id, &patient_tasks(), true).await.unwrap();
-    assert!(acme.stored().settings.capabilities.is_empty(), "back to the default, no override is kept");
-    assert_eq!(acme.stored().version, 2);
+    assert!(acme.stored_org().settings.capabilities.is_empty(), "back to the default, no override is kept");
+    assert_eq!(acme.stored_org().version, 2);
 
     let toggles: Vec<_> =
         acme.kit.store.audit().into_iter().filter(|e| e.action == AuditAction::CapabilityToggled).collect();
@@ -607,7 +563,7 @@ async fn a_capability_follows_the_catalogue_default_until_switched_and_again_onc
 
 #[tokio::test]
 async fn switching_an_undeclared_capability_is_refused() {
-    let acme = Acme::new().await;
+    let acme = Acme::with_practice_catalogue().await;
     let unknown = CapabilityKey::parse("teleportation").unwrap();
     let err = acme.organisations().set_capability(acme.ann.id, acme.org.id, &unknown, true).await.unwrap_err();
     assert!(matches!(err, SetCapabilityError::UnknownCapability(ref key) if *key == unknown), "{err:?}");
@@ -618,7 +574,7 @@ async fn switching_an_undeclared_capability_is_refused() {
 
 #[tokio::test]
 async fn runs_are_refused_while_the_capability_is_switched_off() {
-    let acme = Acme::new().await;
+    let acme = Acme::with_practice_catalogue().await;
     let orgs = acme.organisations();
 
     let err = orgs.record_run(acme.ann.id, acme.org.id, recall_run(&acme.kit)).await.unwrap_err();
@@ -636,12 +592,12 @@ async fn runs_are_refused_while_the_capability_is_switched_off() {
     let entry = acme.kit.store.audit().pop().unwrap();
     assert_eq!(entry.action, AuditAction::RunRecorded);
     assert_eq!(entry.target, AuditTarget::Run(run.id));
-    assert_eq!(acme.stored().version, 1, "recording a run is not a settings change");
+    assert_eq!(acme.stored_org().version, 1, "recording a run is not a settings change");
 }
 
 #[tokio::test]
 async fn an_undeclared_capability_cannot_report_runs() {
-    let acme = Acme::new().await;
+    let acme = Acme::with_practice_catalogue().await;
     let mut report = recall_run(&acme.kit);
     report.capability = CapabilityKey::parse("teleportation").unwrap();
     let err = acme.organisations().record_run(acme.ann.id, acme.org.id, report).await.unwrap_err();
@@ -650,7 +606,7 @@ async fn an_undeclared_capability_cannot_report_runs() {
 
 #[tokio::test]
 async fn a_run_report_lists_every_problem_at_once() {
-    let acme = Acme::new().await;
+    let acme = Acme::with_practice_catalogue().await;
     let orgs = acme.organisations();
     orgs.set_capability(acme.ann.id, acme.org.id, &automated_recall(), true).await.unwrap();
     let mut report = recall_run(&acme.kit);
@@ -669,7 +625,7 @@ async fn a_run_report_lists_every_problem_at_once() {
 
 #[tokio::test]
 async fn recording_runs_needs_the_runs_permission() {
-    let acme = Acme::new().await;
+    let acme = Acme::with_practice_catalogue().await;
     let orgs = acme.organisations();
     orgs.set_capability(acme.ann.id, acme.org.id, &automated_recall(), true).await.unwrap();
     let manager = acme.member("max@acme-physio.example", builtin::MANAGER).await;
@@ -688,7 +644,7 @@ async fn recording_runs_needs_the_runs_permission() {
 
 #[tokio::test]
 async fn the_audit_log_lists_newest_first_in_pages_of_at_least_one() {
-    let acme = Acme::new().await;
+    let acme = Acme::with_practice_catalogue().await;
     let orgs = acme.organisations();
     orgs.create_facility(acme.ann.id, acme.org.id, "North Clinic").await.unwrap();
     acme.kit.clock.advance(Duration::minutes(1));
@@ -705,7 +661,7 @@ async fn the_audit_log_lists_newest_first_in_pages_of_at_least_one() {
 
 #[tokio::test]
 async fn the_audit_log_of_one_organisation_never_shows_anothers_entries() {
-    let acme = Acme::new().await;
+    let acme = Acme::with_practice_catalogue().await;
     let zed = acme.kit.seed_user("zed@example.com", true).await.unwrap();
     let bolt = acme.organisations().create(zed.id, "bolt-clinic", "Bolt Clinic").await.unwrap();
     acme.organisations().create_facility(zed.id, bolt.id, "Annex").await.unwrap();

@@ -13,49 +13,26 @@ use guildhall_domain::invitation::{Invitation, InvitationState};
 use guildhall_domain::join_request::{JoinRequest, JoinRequestState};
 use guildhall_domain::membership::{Membership, MembershipOrigin};
 use guildhall_domain::notification::{Notification, OutboundEmail};
-use guildhall_domain::org::{JoinPolicy, Organisation};
+use guildhall_domain::org::JoinPolicy;
 use guildhall_domain::policy::{InvariantViolation, RoleChange};
 use guildhall_domain::ports::{Change, ChangeSet, Clock, Precondition, UnitOfWork};
-use guildhall_domain::role::{Role, RoleGrant, RolePolicy, RoleSet, Scope, builtin};
+use guildhall_domain::role::{RoleGrant, RolePolicy, RoleSet, Scope, builtin};
 use guildhall_domain::testing::TestKit;
 use guildhall_domain::token::{Secret, Session, Token};
 use guildhall_domain::usecases::{
     AcceptInvitationError, CreateMemberOutcome, DecideJoinRequestError, DeclineInvitationError, InviteError,
-    JoinOutcome, MemberQueryError, MemberStatusError, MemberUpdate, NewMember, OrganisationUpdate, RequestToJoinError,
-    RoleChangeError, UpdateMemberError,
+    MemberQueryError, MemberStatusError, MemberUpdate, NewMember, RequestToJoinError, RoleChangeError,
+    UpdateMemberError,
 };
 use guildhall_domain::user::{PasswordState, User, UserStatus};
-use guildhall_domain::values::{EmailAddress, PersonName, RoleKey, RoleName};
+use guildhall_domain::values::{EmailAddress, PersonName};
 use uuid::Uuid;
 
-/// Ann founded Acme Physio and is its only member.
-struct Acme {
-    kit: TestKit,
-    ann: User,
-    org: Organisation,
-}
+use crate::support::Acme;
 
 impl Acme {
-    async fn new() -> Self {
-        let kit = TestKit::new();
-        let ann = kit.seed_user("ann@acme-physio.example", true).await.unwrap();
-        let org = kit.seed_org("acme-physio", ann.id).await.unwrap();
-        Self { kit, ann, org }
-    }
-
-    /// A verified account that is a member of Acme with `role`.
-    async fn member(&self, email: &str, role: RoleKey) -> User {
-        let user = self.kit.seed_user(email, true).await.unwrap();
-        self.kit.seed_member(self.org.id, user.id, role).await.unwrap();
-        user
-    }
-
     fn memberships(&self) -> Vec<Membership> {
         self.kit.store.memberships(self.org.id)
-    }
-
-    fn membership(&self, user: &User) -> Option<Membership> {
-        self.memberships().into_iter().find(|m| m.user == user.id)
     }
 
     /// The members who count as administrators now (active, unsuspended, no expiry,
@@ -71,7 +48,7 @@ impl Acme {
     }
 
     fn version(&self) -> u64 {
-        self.kit.store.organisations().into_iter().find(|o| o.id == self.org.id).unwrap().version
+        self.stored_org().version
     }
 
     fn count_audit(&self, action: AuditAction) -> usize {
@@ -91,33 +68,8 @@ impl Acme {
         }
     }
 
-    /// Ann invites `email` with `role`; returns the invitation and the token emailed.
-    async fn invite(&self, email: &str, role: &RoleKey) -> (Invitation, String) {
-        let invitation = self.kit.guildhall.invitations().invite(self.ann.id, self.org.id, email, role).await.unwrap();
-        let token = self.kit.last_token_sent_to(&EmailAddress::parse(email).unwrap()).unwrap();
-        (invitation, token.expose().to_owned())
-    }
-
-    async fn custom_role(&self, key: &str, grant: RoleGrant) -> RoleKey {
-        let role =
-            Role { key: RoleKey::parse(key).unwrap(), name: RoleName::parse(key).unwrap(), grant, built_in: false };
-        let mut changes = ChangeSet::new();
-        changes.push(Change::PutRole { org: self.org.id, role: role.clone() });
-        self.kit.store.commit(changes).await.unwrap();
-        role.key
-    }
-
     async fn allow_requests(&self) {
-        let update =
-            OrganisationUpdate { join_policy: Some(JoinPolicy::RequestsAllowed), ..OrganisationUpdate::default() };
-        self.kit.guildhall.organisations().update(self.ann.id, self.org.id, update).await.unwrap();
-    }
-
-    async fn pending_request(&self, user: &User) -> JoinRequest {
-        match self.kit.guildhall.join_requests().request_to_join(user.id, self.org.id, None).await.unwrap() {
-            JoinOutcome::Pending(request) => request,
-            other => panic!("{other:?}"),
-        }
+        self.set_policy(JoinPolicy::RequestsAllowed).await;
     }
 }
 
@@ -182,7 +134,8 @@ async fn regression_two_racing_acceptances_of_one_invitation_create_one_membersh
 #[tokio::test]
 async fn regression_an_acceptance_racing_with_the_deletion_of_its_role_is_refused() {
     let acme = Acme::new().await;
-    let front_desk = acme.custom_role("front_desk", RoleGrant::Only([p::REPORTS_VIEW].into_iter().collect())).await;
+    let front_desk =
+        acme.custom_role_granting("front_desk", RoleGrant::Only([p::REPORTS_VIEW].into_iter().collect())).await;
     let (invitation, token) = acme.invite("bo@example.com", &front_desk).await;
     let bo = acme.kit.seed_user("bo@example.com", true).await.unwrap();
     let mut deletion = ChangeSet::new();
@@ -195,7 +148,7 @@ async fn regression_an_acceptance_racing_with_the_deletion_of_its_role_is_refuse
     let err = acme.kit.guildhall.invitations().accept(bo.id, &token).await.unwrap_err();
 
     assert!(matches!(err, AcceptInvitationError::RoleGone { .. }), "{err:?}");
-    assert!(acme.membership(&bo).is_none(), "no member may hold a deleted role");
+    assert!(acme.membership(bo.id).is_none(), "no member may hold a deleted role");
     assert_eq!(
         acme.kit.store.invitations().into_iter().find(|i| i.id == invitation.id).unwrap().state,
         InvitationState::Pending
@@ -218,7 +171,7 @@ async fn regression_an_invitation_link_forwarded_to_another_address_cannot_be_us
     assert!(matches!(err, DeclineInvitationError::WrongAccount { .. }), "{err:?}");
 
     assert_eq!(acme.kit.store.snapshot(), before);
-    assert!(acme.membership(&other).is_none());
+    assert!(acme.membership(other.id).is_none());
     // The invitee can still use it.
     let bo = acme.kit.seed_user("bo@example.com", true).await.unwrap();
     acme.kit.guildhall.invitations().accept(bo.id, &token).await.unwrap();
@@ -301,7 +254,7 @@ async fn regression_the_sole_administrator_cannot_set_an_expiry_on_themself() {
         acme.kit.guildhall.members().update_member(acme.ann.id, acme.org.id, acme.ann.id, &update).await.unwrap_err();
 
     assert!(matches!(err, UpdateMemberError::Refused(InvariantViolation::NoAdministratorLeft)), "{err:?}");
-    assert_eq!(acme.membership(&acme.ann).unwrap().expires_at, None);
+    assert_eq!(acme.membership(acme.ann.id).unwrap().expires_at, None);
 }
 
 #[tokio::test]
@@ -322,13 +275,10 @@ async fn regression_an_administrator_with_an_expiry_does_not_count_as_the_one_le
 
 #[tokio::test]
 async fn regression_the_sole_administrators_custom_role_cannot_lose_role_management_or_be_deleted() {
-    let kit = TestKit::new();
-    let ann = kit.seed_user("ann@acme-physio.example", true).await.unwrap();
-    let org = kit.seed_org("acme-physio", ann.id).await.unwrap();
-    let acme = Acme { kit, ann, org };
-    let owner = acme.custom_role("owner", RoleGrant::All).await;
+    let acme = Acme::new().await;
+    let owner = acme.custom_role_granting("owner", RoleGrant::All).await;
     let mut changes = ChangeSet::new();
-    changes.push(Change::UpdateMembership(Membership { role: owner.clone(), ..acme.membership(&acme.ann).unwrap() }));
+    changes.push(Change::UpdateMembership(Membership { role: owner.clone(), ..acme.membership(acme.ann.id).unwrap() }));
     acme.kit.store.commit(changes).await.unwrap();
     let before = acme.kit.store.snapshot();
     let all_but_roles: Vec<String> = acme
@@ -399,7 +349,7 @@ async fn regression_two_administrators_demoting_each_other_at_once_leave_exactly
     let mut beas_demotion = ChangeSet::new();
     beas_demotion
         .require(Precondition::OrgVersion { org: acme.org.id, version: acme.version() })
-        .push(Change::UpdateMembership(Membership { role: builtin::USER, ..acme.membership(&acme.ann).unwrap() }))
+        .push(Change::UpdateMembership(Membership { role: builtin::USER, ..acme.membership(acme.ann.id).unwrap() }))
         .audit(AuditEntry {
             changes: vec![FieldChange::new("role", Some("administrator"), Some("user"))],
             ..acme.audit(1, bea.id, AuditAction::MemberUpdated, AuditTarget::User(acme.ann.id))
@@ -415,8 +365,8 @@ async fn regression_two_administrators_demoting_each_other_at_once_leave_exactly
         matches!(&err, UpdateMemberError::Access(AccessError::Forbidden { permission, .. }) if *permission == p::MEMBERS_MANAGE),
         "{err:?}"
     );
-    assert_eq!(acme.membership(&bea).unwrap().role, builtin::ADMINISTRATOR);
-    assert_eq!(acme.membership(&acme.ann).unwrap().role, builtin::USER);
+    assert_eq!(acme.membership(bea.id).unwrap().role, builtin::ADMINISTRATOR);
+    assert_eq!(acme.membership(acme.ann.id).unwrap().role, builtin::USER);
     assert_eq!(acme.administrators(), [bea.id]);
 }
 
@@ -486,7 +436,7 @@ async fn regression_a_join_request_approved_twice_creates_one_membership() {
 
     assert!(matches!(err, DecideJoinRequestError::NotPending("approved")), "{err:?}");
     assert_eq!(acme.memberships().iter().filter(|m| m.user == rita.id).count(), 1);
-    assert_eq!(acme.membership(&rita).unwrap().role, builtin::USER);
+    assert_eq!(acme.membership(rita.id).unwrap().role, builtin::USER);
     assert_eq!(acme.count_audit(AuditAction::JoinRequestApproved), 1);
     assert_eq!(acme.kit.store.emails_to(&rita.email).len(), 1);
 }
@@ -531,7 +481,7 @@ async fn regression_two_administrators_approving_one_request_at_once_create_one_
         "{err:?}"
     );
     assert_eq!(acme.memberships().iter().filter(|m| m.user == rita.id).count(), 1);
-    assert_eq!(acme.membership(&rita).unwrap().role, builtin::USER);
+    assert_eq!(acme.membership(rita.id).unwrap().role, builtin::USER);
     assert_eq!(acme.count_audit(AuditAction::JoinRequestApproved), 1);
 }
 
@@ -554,7 +504,7 @@ async fn regression_an_approval_racing_with_the_requesters_withdrawal_admits_nob
     let err = acme.kit.guildhall.join_requests().approve(acme.ann.id, acme.org.id, request.id, None).await.unwrap_err();
 
     assert!(matches!(err, DecideJoinRequestError::NotPending("withdrawn")), "{err:?}");
-    assert!(acme.membership(&rita).is_none());
+    assert!(acme.membership(rita.id).is_none());
     assert!(acme.kit.store.emails_to(&rita.email).is_empty());
 }
 

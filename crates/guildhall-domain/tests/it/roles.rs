@@ -5,49 +5,18 @@ use std::collections::BTreeSet;
 use guildhall_domain::audit::{AuditAction, AuditTarget, FieldChange};
 use guildhall_domain::catalogue::permissions as p;
 use guildhall_domain::error::AccessError;
-use guildhall_domain::membership::Membership;
-use guildhall_domain::org::Organisation;
 use guildhall_domain::policy::{InvariantViolation, MemberImpact, RoleChange, RoleChangeProblem};
 use guildhall_domain::role::{RoleGrant, builtin};
-use guildhall_domain::testing::TestKit;
-use guildhall_domain::usecases::{RoleChangeError, Roles};
-use guildhall_domain::user::User;
+use guildhall_domain::usecases::RoleChangeError;
 use guildhall_domain::values::{Permission, RoleKey, RoleName};
 
-/// Ann founded Acme Physio and is its only member.
-struct Acme {
-    kit: TestKit,
-    ann: User,
-    org: Organisation,
-}
+use crate::support::Acme;
 
 impl Acme {
-    async fn new() -> Self {
-        let kit = TestKit::new();
-        let ann = kit.seed_user("ann@acme-physio.example", true).await.unwrap();
-        let org = kit.seed_org("acme-physio", ann.id).await.unwrap();
-        Self { kit, ann, org }
-    }
-
-    fn roles(&self) -> Roles {
-        self.kit.guildhall.roles()
-    }
-
-    /// A verified account that is a member of Acme with `role`.
-    async fn member(&self, email: &str, role: RoleKey) -> User {
-        let user = self.kit.seed_user(email, true).await.unwrap();
-        self.kit.seed_member(self.org.id, user.id, role).await.unwrap();
-        user
-    }
-
     /// Ann creates the custom role `key` through the use case.
     async fn create(&self, key: &str, permissions: &[Permission]) -> RoleKey {
         let names: Vec<String> = permissions.iter().map(ToString::to_string).collect();
         self.roles().create_role(self.ann.id, self.org.id, key, key, &names).await.unwrap().key
-    }
-
-    fn membership(&self, user: &User) -> Membership {
-        self.kit.store.memberships(self.org.id).into_iter().find(|m| m.user == user.id).unwrap()
     }
 
     fn stored_role_keys(&self) -> Vec<RoleKey> {
@@ -139,7 +108,7 @@ async fn editing_a_custom_role_replaces_its_permissions_and_name_and_audits_both
     assert_eq!(role.name, RoleName::parse("Reception").unwrap());
     assert_eq!(role.grant, RoleGrant::Only(set(&[p::CAMPAIGNS_ACCESS])));
     assert_eq!(acme.kit.store.snapshot().roles.get(&(acme.org.id, front_desk.clone())), Some(&role));
-    assert_eq!(acme.membership(&bo).role, front_desk, "members keep the role, with its new permissions");
+    assert_eq!(acme.membership(bo.id).unwrap().role, front_desk, "members keep the role, with its new permissions");
     let entry = acme.kit.store.audit().pop().unwrap();
     assert_eq!((entry.action, entry.actor), (AuditAction::RoleEdited, Some(acme.ann.id)));
     assert_eq!(
@@ -220,7 +189,7 @@ async fn assigning_a_role_through_apply_saves_it_and_audits_it() {
         .unwrap();
 
     assert!(preview.is_allowed());
-    assert_eq!(acme.membership(&bo).role, builtin::MANAGER);
+    assert_eq!(acme.membership(bo.id).unwrap().role, builtin::MANAGER);
     let entry = acme.kit.store.audit().pop().unwrap();
     assert_eq!((entry.action, entry.target), (AuditAction::MemberUpdated, AuditTarget::User(bo.id)));
     assert_eq!(entry.changes, [FieldChange::new("role", Some("user"), Some("manager"))]);
@@ -246,9 +215,9 @@ async fn deleting_a_role_in_use_needs_a_replacement_and_moves_its_members() {
     let preview = acme.roles().delete_role(acme.ann.id, acme.org.id, &front_desk, Some(&builtin::USER)).await.unwrap();
 
     assert!(acme.stored_role_keys().is_empty());
-    assert_eq!(acme.membership(&bo).role, builtin::USER);
-    assert_eq!(acme.membership(&cy).role, builtin::USER);
-    assert_eq!(acme.membership(&dee).role, builtin::MANAGER);
+    assert_eq!(acme.membership(bo.id).unwrap().role, builtin::USER);
+    assert_eq!(acme.membership(cy.id).unwrap().role, builtin::USER);
+    assert_eq!(acme.membership(dee.id).unwrap().role, builtin::MANAGER);
     let moved: Vec<_> = preview.impacts.iter().map(|i| i.user).collect();
     assert_eq!(moved.iter().collect::<BTreeSet<_>>(), [bo.id, cy.id].iter().collect());
     for impact in &preview.impacts {
