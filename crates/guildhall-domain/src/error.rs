@@ -71,6 +71,10 @@ pub enum AccessError {
     /// [`Denial::Expired`].)
     #[error("{0}; ask an administrator of the organisation if this is a mistake")]
     Inactive(Denial),
+    /// The account must change its password first (a temporary password, or one that no
+    /// longer meets the rules): until then it can do nothing else.
+    #[error("change your password first; until then your account can do nothing else")]
+    PasswordChangeRequired,
 }
 
 impl AccessError {

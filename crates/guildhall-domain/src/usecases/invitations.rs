@@ -146,6 +146,11 @@ pub enum AcceptInvitationError {
     /// The account's address is not verified yet.
     #[error("verify your email address first, then accept the invitation")]
     EmailNotVerified,
+    /// The account must change its password first (a temporary password, or one that no
+    /// longer meets the rules): until then it can do nothing else.
+    #[error("change your password first; until then your account can do nothing else")]
+    PasswordChangeRequired,
+
     /// The account is a member already.
     #[error("you are already a member of this organisation")]
     AlreadyMember,
@@ -171,6 +176,10 @@ pub enum DeclineInvitationError {
     /// The invitation is not pending any more.
     #[error("this invitation is {0} and can no longer be declined")]
     Closed(InvitationStatus),
+    /// The account must change its password first (a temporary password, or one that no
+    /// longer meets the rules): until then it can do nothing else.
+    #[error("change your password first; until then your account can do nothing else")]
+    PasswordChangeRequired,
     /// The signed-in account's address is not the invited one.
     #[error("this invitation was sent to {invited}; only that address can decline it")]
     WrongAccount {
@@ -394,7 +403,16 @@ impl Invitations {
                     InvitationStatus::Declined => return Err(AcceptInvitationError::Declined { org_name }),
                     InvitationStatus::Accepted => return Err(AcceptInvitationError::AlreadyUsed),
                 }
-                let account = ctx.ports.users.user(user).await?.ok_or(AcceptInvitationError::InvalidToken)?;
+                let account = ctx
+                    .ports
+                    .users
+                    .user(user)
+                    .await?
+                    .filter(|a| a.is_active())
+                    .ok_or(AcceptInvitationError::InvalidToken)?;
+                if account.password.must_change {
+                    return Err(AcceptInvitationError::PasswordChangeRequired);
+                }
                 if account.email != invitation.email {
                     return Err(AcceptInvitationError::WrongAccount { invited: invitation.email.clone() });
                 }
@@ -461,7 +479,16 @@ impl Invitations {
                 if status != InvitationStatus::Pending {
                     return Err(DeclineInvitationError::Closed(status));
                 }
-                let account = ctx.ports.users.user(user).await?.ok_or(DeclineInvitationError::InvalidToken)?;
+                let account = ctx
+                    .ports
+                    .users
+                    .user(user)
+                    .await?
+                    .filter(|a| a.is_active())
+                    .ok_or(DeclineInvitationError::InvalidToken)?;
+                if account.password.must_change {
+                    return Err(DeclineInvitationError::PasswordChangeRequired);
+                }
                 if account.email != invitation.email {
                     return Err(DeclineInvitationError::WrongAccount { invited: invitation.email.clone() });
                 }

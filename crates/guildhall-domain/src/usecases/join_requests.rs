@@ -44,6 +44,10 @@ pub enum RequestToJoinError {
     /// The message is invalid.
     #[error(transparent)]
     Invalid(#[from] Invalid),
+    /// The account must change its password first (a temporary password, or one that no
+    /// longer meets the rules): until then it can do nothing else.
+    #[error("change your password first; until then your account can do nothing else")]
+    PasswordChangeRequired,
     /// The account's address must be verified first.
     #[error("verify your email address first, then ask to join")]
     EmailNotVerified,
@@ -140,7 +144,16 @@ impl JoinRequests {
                 let now = ctx.now();
                 let organisation =
                     ctx.ports.organisations.organisation(org).await?.ok_or(RequestToJoinError::OrgNotFound)?;
-                let account = ctx.ports.users.user(user).await?.ok_or(RequestToJoinError::OrgNotFound)?;
+                let account = ctx
+                    .ports
+                    .users
+                    .user(user)
+                    .await?
+                    .filter(|a| a.is_active())
+                    .ok_or(RequestToJoinError::OrgNotFound)?;
+                if account.password.must_change {
+                    return Err(RequestToJoinError::PasswordChangeRequired);
+                }
                 if ctx.ports.memberships.membership(org, user).await?.is_some() {
                     return Err(RequestToJoinError::AlreadyMember);
                 }

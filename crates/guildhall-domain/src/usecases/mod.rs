@@ -318,6 +318,15 @@ impl Context {
         let Some(membership) = self.ports.memberships.membership(org, actor).await.map_err(Unexpected::from)? else {
             return Err(AccessError::NotFound.into());
         };
+        // Adapters check sessions, but the rule lives here too: a disabled account can do
+        // nothing anywhere, and one that must change its password can do nothing else.
+        match self.ports.users.user(actor).await.map_err(Unexpected::from)? {
+            Some(account) if account.is_active() && account.password.must_change => {
+                return Err(AccessError::PasswordChangeRequired.into());
+            }
+            Some(account) if account.is_active() => {}
+            _ => return Err(AccessError::NotFound.into()),
+        }
         let Some(organisation) = self.ports.organisations.organisation(org).await.map_err(Unexpected::from)? else {
             return Err(AccessError::NotFound.into());
         };

@@ -103,6 +103,11 @@ pub enum CreateOrganisationError {
     /// The actor's address is not verified yet.
     #[error("verify your email address first, then create the organisation")]
     EmailNotVerified,
+    /// The account must change its password first (a temporary password, or one that no
+    /// longer meets the rules): until then it can do nothing else.
+    #[error("change your password first; until then your account can do nothing else")]
+    PasswordChangeRequired,
+
     /// Another organisation has this slug.
     #[error("the slug \"{0}\" is already used by another organisation; choose another")]
     SlugTaken(OrgSlug),
@@ -245,6 +250,9 @@ impl Organisations {
             || async {
                 let account = ctx.ports.users.user(actor).await?;
                 let account = account.filter(|a| a.is_active()).ok_or(CreateOrganisationError::AccountUnavailable)?;
+                if account.password.must_change {
+                    return Err(CreateOrganisationError::PasswordChangeRequired);
+                }
                 if !account.is_verified() {
                     return Err(CreateOrganisationError::EmailNotVerified);
                 }

@@ -985,3 +985,33 @@ async fn a_completed_email_change_is_announced_to_the_old_address() {
     let told = emails_to(&kit, "ann@example.com");
     assert!(told.iter().any(|e| matches!(&e.notification, Notification::EmailChanged { new_email } if *new_email == email("ann@new.example"))));
 }
+
+#[tokio::test]
+async fn an_account_that_must_change_its_password_can_do_nothing_else_until_it_does() {
+    use guildhall_domain::error::AccessError;
+    use guildhall_domain::usecases::{CreateOrganisationError, ListRolesError};
+
+    let kit = TestKit::new();
+    let org = seed_org(&kit, "acme-physio").await;
+    let ann = user_by_email(&kit, "founder@acme-physio.example").unwrap();
+    // Ann signs in with a password that no longer meets a stricter rule: she must change it.
+    set_password_policy(&kit, &org, strict_policy()).await;
+    let (token, session) = sign_in(&kit, ann.email.as_str(), PASSWORD).await;
+    assert!(session.password_change_required);
+
+    let err = kit.guildhall.roles().list(ann.id, org.id).await.unwrap_err();
+    assert!(matches!(err, ListRolesError::Access(AccessError::PasswordChangeRequired)), "{err:?}");
+    let err = kit.guildhall.organisations().create(ann.id, "second-site", "Second Site").await.unwrap_err();
+    assert!(matches!(err, CreateOrganisationError::PasswordChangeRequired), "{err:?}");
+
+    accounts(&kit)
+        .change_password(ChangePassword {
+            user: ann.id,
+            session_token: token.expose().to_owned(),
+            current_password: None,
+            new_password: "A-Much-Longer-Passphrase-For-The-Clinic-2026!".into(),
+        })
+        .await
+        .unwrap();
+    assert!(kit.guildhall.roles().list(ann.id, org.id).await.is_ok());
+}

@@ -134,7 +134,8 @@ async fn an_invitation_commits_exactly_one_email_to_the_invitee_with_its_audit_e
     mocks.organisations.expect_custom_roles().with(eq(org_id())).times(1).returning(|_| Ok(Vec::new()));
     mocks.users.expect_user_by_email().with(eq(invitee.clone())).times(1).returning(|_| Ok(None));
     mocks.invitations.expect_open_invitations_for().with(eq(invitee.clone())).times(1).returning(|_| Ok(Vec::new()));
-    mocks.users.expect_user().with(eq(admin_id())).times(1).returning(|_| Ok(Some(admin_user())));
+    // Once to check the actor's account may act, once for the inviter's name.
+    mocks.users.expect_user().with(eq(admin_id())).times(2).returning(|_| Ok(Some(admin_user())));
     let expected_to = invitee.clone();
     mocks
         .unit_of_work
@@ -170,6 +171,7 @@ async fn an_invitation_for_an_existing_member_commits_nothing() {
         .returning(|_, _| Ok(Some(admin_membership())));
     mocks.organisations.expect_organisation().returning(|_| Ok(Some(organisation())));
     mocks.organisations.expect_custom_roles().returning(|_| Ok(Vec::new()));
+    mocks.users.expect_user().with(eq(admin_id())).returning(|_| Ok(Some(admin_user())));
     mocks.users.expect_user_by_email().times(1).returning(|_| Ok(Some(admin_user())));
     mocks.unit_of_work.expect_commit().times(0);
     let err = mocks

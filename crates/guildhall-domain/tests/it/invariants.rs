@@ -237,6 +237,9 @@ impl World {
     }
 
     fn held(&self, snapshot: &StoreSnapshot, org: usize, user: usize) -> BTreeSet<Permission> {
+        if self.disabled.contains(&user) {
+            return BTreeSet::new(); // a disabled account can do nothing anywhere
+        }
         self.model.members.get(&(org, user)).map(|m| self.effective(snapshot, org, m)).unwrap_or_default()
     }
 
@@ -378,6 +381,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let inv = world.model.invitations[idx].clone();
                 let user = if user < 4 { inv.user } else { user };
                 let expect = inv.open
+                    && !world.disabled.contains(&user)
                     && inv.expires_at > now
                     && inv.user == user
                     && !world.model.members.contains_key(&(inv.org, user))
@@ -394,7 +398,8 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::RequestToJoin { user, org } => {
                 let has_pending = world.model.requests.iter().any(|r| r.org == org && r.user == user && r.pending);
-                let expect = !world.model.members.contains_key(&(org, user)) && !has_pending;
+                let expect =
+                    !world.model.members.contains_key(&(org, user)) && !has_pending && !world.disabled.contains(&user);
                 let result = g.join_requests().request_to_join(world.users[user], world.orgs[org], Some("hello")).await;
                 match &result {
                     Ok(JoinOutcome::Pending(request)) => {
@@ -529,8 +534,9 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 (Some(org), Some(expect), result.is_ok())
             }
             Op::Leave { user, org } => {
-                let expect =
-                    world.model.members.contains_key(&(org, user)) && world.admins_after(&before, org, user, None) > 0;
+                let expect = world.model.members.contains_key(&(org, user))
+                    && !world.disabled.contains(&user)
+                    && world.admins_after(&before, org, user, None) > 0;
                 let result = g.members().leave(world.users[user], world.orgs[org]).await;
                 if result.is_ok() {
                     world.model.members.remove(&(org, user));
