@@ -271,6 +271,11 @@ pub trait Outbox: Send + Sync {
 
 /// A condition a commit relies on; if any no longer holds, nothing is written and
 /// [`CommitError::Conflict`] is returned.
+///
+/// Stores MUST check preconditions under locks that make them hold until the commit ends,
+/// including the check-only ones (`OrgUnchanged`, `UserUnchanged`, `RoleUnheld`): lock the
+/// organisation and account rows they name (`FOR UPDATE` on PostgreSQL; SQLite's
+/// `BEGIN IMMEDIATE` serialises writers). `docs/adr/0001-unit-of-work.md` gives the rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Precondition {
     /// The organisation's version is still `version`; the commit increments it. Every
