@@ -138,20 +138,77 @@ async fn regression_an_acceptance_racing_with_the_deletion_of_its_role_is_refuse
         acme.custom_role_granting("front_desk", RoleGrant::Only([p::REPORTS_VIEW].into_iter().collect())).await;
     let (invitation, token) = acme.invite("bo@example.com", &front_desk).await;
     let bo = acme.kit.seed_user("bo@example.com", true).await.unwrap();
+    // What `Roles::delete_role` commits: the role goes and its open invitations die with it.
+    let revoked = guildhall_domain::invitation::Invitation {
+        state: InvitationState::Revoked { by: acme.ann.id, at: acme.kit.clock.now() },
+        ..invitation.clone()
+    };
     let mut deletion = ChangeSet::new();
     deletion
         .require(Precondition::OrgVersion { org: acme.org.id, version: acme.version() })
+        .require(Precondition::RoleUnheld { org: acme.org.id, role: front_desk.clone() })
+        .require(Precondition::InvitationPending {
+            org: acme.org.id,
+            id: invitation.id,
+            token_hash: invitation.token_hash,
+        })
+        .push(Change::UpdateInvitation(revoked))
         .push(Change::DeleteRole { org: acme.org.id, key: front_desk.clone() })
         .audit(acme.audit(1, acme.ann.id, AuditAction::RoleDeleted, AuditTarget::Role(front_desk)));
     acme.kit.store.land_before_next_commit(deletion);
 
     let err = acme.kit.guildhall.invitations().accept(bo.id, &token).await.unwrap_err();
 
-    assert!(matches!(err, AcceptInvitationError::RoleGone { .. }), "{err:?}");
+    assert!(matches!(err, AcceptInvitationError::Revoked { .. }), "{err:?}");
     assert!(acme.membership(bo.id).is_none(), "no member may hold a deleted role");
-    assert_eq!(
+    assert!(matches!(
         acme.kit.store.invitations().into_iter().find(|i| i.id == invitation.id).unwrap().state,
-        InvitationState::Pending
+        InvitationState::Revoked { .. }
+    ));
+}
+
+#[tokio::test]
+async fn regression_a_role_deletion_racing_with_an_acceptance_moves_the_new_member_to_the_replacement() {
+    let acme = Acme::new().await;
+    let front_desk =
+        acme.custom_role_granting("front_desk", RoleGrant::Only([p::REPORTS_VIEW].into_iter().collect())).await;
+    let (invitation, _) = acme.invite("bo@example.com", &front_desk).await;
+    let bo = acme.kit.seed_user("bo@example.com", true).await.unwrap();
+    // Bo's acceptance lands between the deletion's reads and its commit.
+    let now = acme.kit.clock.now();
+    let accepted = guildhall_domain::invitation::Invitation {
+        state: InvitationState::Accepted { by: bo.id, at: now },
+        ..invitation.clone()
+    };
+    let membership = guildhall_domain::membership::Membership::new(
+        acme.org.id,
+        bo.id,
+        front_desk.clone(),
+        guildhall_domain::membership::MembershipOrigin::Invitation,
+        Some(acme.ann.id),
+        now,
+    );
+    let mut acceptance = ChangeSet::new();
+    acceptance
+        .require(Precondition::InvitationPending {
+            org: acme.org.id,
+            id: invitation.id,
+            token_hash: invitation.token_hash,
+        })
+        .require(Precondition::OrgUnchanged { org: acme.org.id, version: acme.version() })
+        .push(Change::UpdateInvitation(accepted))
+        .push(Change::InsertMembership(membership));
+    acme.kit.store.land_before_next_commit(acceptance);
+
+    acme.kit.guildhall.roles().delete_role(acme.ann.id, acme.org.id, &front_desk, Some(&builtin::USER)).await.unwrap();
+
+    assert_eq!(acme.membership(bo.id).unwrap().role, builtin::USER, "the new member moved to the replacement");
+    assert!(
+        matches!(
+            acme.kit.store.invitations().into_iter().find(|i| i.id == invitation.id).unwrap().state,
+            InvitationState::Accepted { .. }
+        ),
+        "an accepted invitation is never rewritten as revoked"
     );
 }
 
