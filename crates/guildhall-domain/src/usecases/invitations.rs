@@ -10,7 +10,7 @@ use crate::ids::{InvitationId, OrgId, UserId};
 use crate::invitation::{Invitation, InvitationState, InvitationStatus};
 use crate::membership::{Membership, MembershipOrigin};
 use crate::notification::{Notification, OutboundEmail};
-use crate::policy::{InvariantViolation, check_no_escalation};
+use crate::policy::{InvariantViolation, check_no_escalation, check_not_outranked};
 use crate::ports::{Change, ChangeSet, Duplicate, Precondition};
 use crate::role::{Role, RoleSet};
 use crate::token::Token;
@@ -97,7 +97,8 @@ pub enum ManageInvitationError {
     /// The invitation was already accepted, revoked or declined.
     #[error("this invitation is {0} and can no longer be changed")]
     Closed(InvitationStatus),
-    /// The invited role grants more than the resender holds (resend only).
+    /// The invited role grants more than the actor holds: they may neither offer it again
+    /// nor withdraw it.
     #[error(transparent)]
     Escalation(InvariantViolation),
     /// The invited role is gone (resend only); invite again with another role.
@@ -345,6 +346,11 @@ impl Invitations {
                     ctx.ports.invitations.invitation(org, id).await?.ok_or(ManageInvitationError::NotFound)?;
                 if !current.is_open() {
                     return Err(ManageInvitationError::Closed(current.status(now)));
+                }
+                // Withdrawing an offer is managing it: not of a role above one's own.
+                if let Some(role) = access.roles.get(&current.role) {
+                    check_not_outranked(&access.held(&ctx.catalogue, now), &role.permissions(&ctx.catalogue), None)
+                        .map_err(ManageInvitationError::Escalation)?;
                 }
                 let invitation =
                     Invitation { state: InvitationState::Revoked { by: actor, at: now }, ..current.clone() };

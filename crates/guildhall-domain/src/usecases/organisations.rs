@@ -366,6 +366,10 @@ impl Organisations {
                 }
                 let role_changed = next.settings.default_role != current.settings.default_role;
                 let policy_changed = next.settings.join_policy != current.settings.join_policy;
+                if role_changed || policy_changed {
+                    // Who may join, and as what, is member management, not just a setting.
+                    access.require(&ctx.catalogue, &permissions::MEMBERS_MANAGE, ctx.now())?;
+                }
                 if role_changed || (policy_changed && admits_at_once(&next.settings.join_policy)) {
                     let now = ctx.now();
                     let granted = access.policy(&ctx.catalogue).role_permissions(&next.settings.default_role);

@@ -638,7 +638,9 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let Some(id) = before.invitations.values().find(|i| i.token_hash == hash).map(|i| i.id) else {
                     continue;
                 };
-                let expect = world.held(&before, inv.org, actor).contains(&p::MEMBERS_MANAGE) && inv.open;
+                let held = world.held(&before, inv.org, actor);
+                let outranked = world.grant(&before, inv.org, &inv.role).is_some_and(|g| !g.is_subset(&held));
+                let expect = held.contains(&p::MEMBERS_MANAGE) && inv.open && !outranked;
                 let result = g.invitations().revoke(world.users[actor], world.orgs[inv.org], id).await;
                 if result.is_ok() {
                     world.model.invitations[idx].open = false;

@@ -351,7 +351,16 @@ async fn renaming_to_a_slug_another_organisation_has_is_refused() {
 #[tokio::test]
 async fn a_settings_manager_cannot_make_joiners_administrators() {
     let acme = Acme::with_practice_catalogue().await;
-    let keeper_role = acme.custom_role("settings_keeper", &[p::ORG_SETTINGS, p::REPORTS_VIEW]).await;
+    // Who may join, and as what, is member management: settings alone do not reach it.
+    let settings_only = acme.custom_role("settings_only", &[p::ORG_SETTINGS, p::REPORTS_VIEW]).await;
+    let sam = acme.member("sam@acme-physio.example", settings_only).await;
+    let to_reader_role = OrganisationUpdate { default_role: Some(builtin::USER_PLUS), ..Default::default() };
+    let err = acme.organisations().update(sam.id, acme.org.id, to_reader_role).await.unwrap_err();
+    assert!(
+        matches!(&err, UpdateOrganisationError::Access(AccessError::Forbidden { permission, .. }) if *permission == p::MEMBERS_MANAGE),
+        "{err:?}"
+    );
+    let keeper_role = acme.custom_role("settings_keeper", &[p::ORG_SETTINGS, p::MEMBERS_MANAGE, p::REPORTS_VIEW]).await;
     let reader_role = acme.custom_role("reader", &[p::REPORTS_VIEW]).await;
     let kim = acme.member("kim@acme-physio.example", keeper_role).await;
     let orgs = acme.organisations();
@@ -363,9 +372,9 @@ async fn a_settings_manager_cannot_make_joiners_administrators() {
         panic!("{err:?}")
     };
     assert_eq!(*role, builtin::ADMINISTRATOR);
-    assert!(missing.contains(&p::MEMBERS_MANAGE) && missing.contains(&p::ROLES_MANAGE), "{missing:?}");
-    assert!(!missing.contains(&p::ORG_SETTINGS));
-    assert!(err.to_string().contains("members.manage"), "{err}");
+    assert!(missing.contains(&p::ROLES_MANAGE), "{missing:?}");
+    assert!(!missing.contains(&p::ORG_SETTINGS) && !missing.contains(&p::MEMBERS_MANAGE));
+    assert!(err.to_string().contains("roles.manage"), "{err}");
     assert_eq!(acme.stored_org(), acme.org);
 
     // A role within Kim's own permissions is fine.
@@ -381,7 +390,7 @@ async fn a_settings_manager_cannot_make_joiners_administrators() {
 #[tokio::test]
 async fn a_settings_manager_cannot_admit_people_at_once_with_a_role_beyond_their_own() {
     let acme = Acme::with_practice_catalogue().await;
-    let keeper_role = acme.custom_role("settings_keeper", &[p::ORG_SETTINGS]).await;
+    let keeper_role = acme.custom_role("settings_keeper", &[p::ORG_SETTINGS, p::MEMBERS_MANAGE]).await;
     let kim = acme.member("kim@acme-physio.example", keeper_role).await;
     let orgs = acme.organisations();
     let to_manager = OrganisationUpdate { default_role: Some(builtin::MANAGER), ..Default::default() };
