@@ -301,7 +301,9 @@ impl Organisations {
     /// The id of the organisation a client referred to by id or slug, if it exists.
     ///
     /// Checks no access: callers go on to an org-scoped use case, which answers a
-    /// non-member exactly as it answers a missing organisation.
+    /// non-member exactly as it answers a missing organisation. Adapters MUST answer a
+    /// reference that does not resolve exactly as they answer `AccessError::NotFound`
+    /// (one 404 body), or `resolve` would tell strangers which slugs exist.
     ///
     /// # Errors
     /// Only [`ResolveOrganisationError::Unexpected`].
