@@ -24,9 +24,13 @@ impl Options {
     }
 }
 
+const DOC_ARGS: &[&str] = &["doc", "--workspace", "--all-features", "--no-deps"];
+
 #[derive(Debug, Clone, Copy)]
 enum Action {
     Cargo(&'static [&'static str]),
+    /// `cargo doc` with warnings (broken intra-doc links, missing docs) as errors.
+    Docs,
     Purity,
     ClockRng,
 }
@@ -46,6 +50,7 @@ const STEPS: &[Step] = &[
         is_test: false,
     },
     Step { name: "test", action: Action::Cargo(&["test", "--workspace", "--all-features"]), is_test: true },
+    Step { name: "docs", action: Action::Docs, is_test: false },
     Step { name: "purity", action: Action::Purity, is_test: false },
     Step { name: "clock-rng", action: Action::ClockRng, is_test: false },
 ];
@@ -62,6 +67,7 @@ impl Action {
     fn describe(self) -> String {
         match self {
             Self::Cargo(args) => display_command(args),
+            Self::Docs => format!("RUSTDOCFLAGS=\"-D warnings\" {}", display_command(DOC_ARGS)),
             Self::Purity => "no I/O or RNG crates in guildhall-domain's dependencies".to_owned(),
             Self::ClockRng => "no direct clock or RNG use in guildhall-domain's source".to_owned(),
         }
@@ -70,6 +76,7 @@ impl Action {
     fn run(self, workspace: &Workspace) -> Result<(), String> {
         match self {
             Self::Cargo(args) => workspace.run_cargo(args),
+            Self::Docs => workspace.run_cargo_with_env(DOC_ARGS, "RUSTDOCFLAGS", "-D warnings"),
             Self::Purity => purity::check(workspace),
             Self::ClockRng => clock_rng::check(workspace),
         }

@@ -42,6 +42,14 @@ impl Workspace {
         if status.success() { Ok(()) } else { Err(format!("`{shown}` failed ({status})")) }
     }
 
+    /// Runs `cargo <args>` with one extra environment variable, terminal attached.
+    pub fn run_cargo_with_env(&self, args: &[&str], key: &str, value: &str) -> Result<(), String> {
+        let shown = format!("{key}={value:?} {}", display_command(args));
+        let status =
+            self.cargo(args).env(key, value).status().map_err(|error| format!("could not start `{shown}`: {error}"))?;
+        if status.success() { Ok(()) } else { Err(format!("`{shown}` failed ({status})")) }
+    }
+
     /// Runs `cargo <args>` and returns its stdout; its stderr goes into the error.
     pub fn capture_cargo(&self, args: &[&str]) -> Result<String, String> {
         let shown = display_command(args);
