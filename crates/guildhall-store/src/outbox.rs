@@ -1,0 +1,139 @@
+//! The dispatcher's side of the outbox.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use guildhall_domain::error::StoreError;
+use guildhall_domain::ids::MessageId;
+use guildhall_domain::ports::{ClaimedEmail, DeliveryFailure, Outbox};
+use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use crate::Store;
+use crate::convert::{self, bytes, nanos};
+use crate::entities::outbox;
+use crate::error::store;
+
+/// The same contract as the reference store: a message is claimable while it is not sent,
+/// not dead, still has its payload, is due (`next_attempt_at <= now`; new messages at
+/// once) and is not under a lease ending after `now`; oldest first (queued time, then
+/// id). On PostgreSQL the due rows are selected `FOR UPDATE SKIP LOCKED`, so concurrent
+/// dispatchers claim disjoint messages without waiting for each other; on SQLite the
+/// claim runs under `BEGIN IMMEDIATE`.
+#[async_trait]
+impl Outbox for Store {
+    async fn claim(&self, limit: u32, now: DateTime<Utc>, lease: Duration) -> Result<Vec<ClaimedEmail>, StoreError> {
+        let until = now.checked_add_signed(lease).ok_or_else(|| StoreError::new("the lease is out of range"))?;
+        let (now, until) = (nanos(now)?, nanos(until)?);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let tx = self.begin_write().await?;
+        let rows = outbox::Entity::find()
+            .filter(outbox::Column::SentAt.is_null())
+            .filter(outbox::Column::Dead.eq(false))
+            .filter(outbox::Column::Payload.is_not_null())
+            .filter(outbox::Column::NextAttemptAt.is_null().or(outbox::Column::NextAttemptAt.lte(now)))
+            .filter(outbox::Column::LeasedUntil.is_null().or(outbox::Column::LeasedUntil.lte(now)))
+            .order_by_asc(outbox::Column::QueuedAt)
+            .order_by_asc(outbox::Column::Id)
+            .limit(u64::from(limit))
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            .all(&tx)
+            .await
+            .map_err(store)?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let Some(email) = convert::outbound_email(row)? {
+                let attempts = u32::try_from(row.attempts).map_err(|error| convert::corrupt("attempts", error))?;
+                claimed.push(ClaimedEmail { email, attempts });
+            }
+        }
+        if !rows.is_empty() {
+            outbox::Entity::update_many()
+                .col_expr(outbox::Column::LeasedUntil, Expr::val(until))
+                .filter(outbox::Column::Id.is_in(rows.iter().map(|row| row.id.clone())))
+                .exec(&tx)
+                .await
+                .map_err(store)?;
+        }
+        tx.commit().await.map_err(store)?;
+        Ok(claimed)
+    }
+
+    async fn mark_sent(&self, id: MessageId, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let at = nanos(at)?;
+        let tx = self.begin_write().await?;
+        let result = outbox::Entity::update_many()
+            .col_expr(outbox::Column::SentAt, Expr::val(at))
+            .col_expr(outbox::Column::LeasedUntil, Expr::val(Option::<i64>::None))
+            .filter(outbox::Column::Id.eq(bytes(id.as_uuid())))
+            .exec(&tx)
+            .await
+            .map_err(store)?;
+        require_message(result.rows_affected, id)?;
+        erase_secret(&tx, id).await?;
+        tx.commit().await.map_err(store)
+    }
+
+    async fn mark_failed(&self, id: MessageId, failure: DeliveryFailure) -> Result<(), StoreError> {
+        let tx = self.begin_write().await?;
+        let update = outbox::Entity::update_many()
+            .col_expr(outbox::Column::Attempts, Expr::col(outbox::Column::Attempts).add(1))
+            .col_expr(outbox::Column::LeasedUntil, Expr::val(Option::<i64>::None))
+            .filter(outbox::Column::Id.eq(bytes(id.as_uuid())));
+        let dead = matches!(failure, DeliveryFailure::Dead { .. });
+        let update = match failure {
+            DeliveryFailure::Retry { error, at } => update
+                .col_expr(outbox::Column::LastError, Expr::val(error))
+                .col_expr(outbox::Column::NextAttemptAt, Expr::val(nanos(at)?)),
+            DeliveryFailure::Dead { error } => update
+                .col_expr(outbox::Column::LastError, Expr::val(error))
+                .col_expr(outbox::Column::Dead, Expr::val(true)),
+        };
+        let result = update.exec(&tx).await.map_err(store)?;
+        require_message(result.rows_affected, id)?;
+        if dead {
+            // It will never be sent: keeping its secret would only be a risk.
+            erase_secret(&tx, id).await?;
+        }
+        tx.commit().await.map_err(store)
+    }
+
+    async fn release(&self, ids: &[MessageId]) -> Result<(), StoreError> {
+        for chunk in ids.chunks(500) {
+            outbox::Entity::update_many()
+                .col_expr(outbox::Column::LeasedUntil, Expr::val(Option::<i64>::None))
+                .filter(outbox::Column::Id.is_in(chunk.iter().map(|id| bytes(id.as_uuid()))))
+                .exec(&self.db)
+                .await
+                .map_err(store)?;
+        }
+        Ok(())
+    }
+}
+
+fn require_message(rows: u64, id: MessageId) -> Result<(), StoreError> {
+    if rows == 0 { Err(StoreError::new(format!("message {id} is not in the outbox"))) } else { Ok(()) }
+}
+
+async fn erase_secret<C: ConnectionTrait>(db: &C, id: MessageId) -> Result<(), StoreError> {
+    outbox::Entity::update_many()
+        .col_expr(outbox::Column::Payload, Expr::val(Option::<String>::None))
+        .filter(outbox::Column::Id.eq(bytes(id.as_uuid())))
+        .filter(outbox::Column::Secret.eq(true))
+        .exec(db)
+        .await
+        .map_err(store)?;
+    Ok(())
+}
+
+/// The outbox's payload column is the only place a secret is kept: it is erased
+/// (`NULL`) once a secret-carrying message is sent or given up.
+#[cfg(feature = "testing")]
+#[async_trait]
+impl guildhall_domain::testing::contract::OutboxInspection for Store {
+    async fn retains_secret(&self, id: MessageId) -> Result<bool, StoreError> {
+        let row = outbox::Entity::find_by_id(bytes(id.as_uuid())).one(&self.db).await.map_err(store)?;
+        Ok(row.is_some_and(|row| row.secret && row.payload.is_some()))
+    }
+}
