@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use crate::ids::{OrgId, UserId};
 use crate::invitation::InvitationState;
 use crate::join_request::JoinRequest;
+use crate::membership::Membership;
 use crate::ports::{Change, ChangeSet, CommitError, Duplicate, Precondition};
 use crate::role::Role;
 use crate::token::{TokenHash, TokenPurpose};
@@ -40,6 +41,9 @@ pub(super) fn apply(state: &StoreSnapshot, changes: &ChangeSet) -> Result<StoreS
     for entry in &changes.audit {
         if next.audit.iter().any(|existing| existing.id == entry.id) {
             return Err(bug(format!("audit entry {} already exists", entry.id)));
+        }
+        if let Some(org) = entry.org {
+            require_org(&next, org)?;
         }
         next.audit.push(entry.clone());
     }
@@ -93,6 +97,15 @@ fn check_preconditions(state: &StoreSnapshot, preconditions: &[Precondition]) ->
 
 fn require_org(state: &StoreSnapshot, org: OrgId) -> Result<(), CommitError> {
     if state.organisations.contains_key(&org) { Ok(()) } else { Err(bug(format!("organisation {org} does not exist"))) }
+}
+
+/// A membership may name only facilities of its own organisation (a foreign key in SQL).
+fn require_facilities(state: &StoreSnapshot, membership: &Membership) -> Result<(), CommitError> {
+    match membership.facilities.iter().find(|f| state.facilities.get(f).is_none_or(|found| found.org != membership.org))
+    {
+        Some(facility) => Err(bug(format!("facility {facility} is not a facility of organisation {}", membership.org))),
+        None => Ok(()),
+    }
 }
 
 fn require_user(state: &StoreSnapshot, user: UserId) -> Result<(), CommitError> {
@@ -216,6 +229,7 @@ fn apply_change(state: &mut StoreSnapshot, change: &Change) -> Result<(), Commit
             if state.memberships.contains_key(&(membership.org, membership.user)) {
                 return Err(CommitError::Duplicate(Duplicate::Membership));
             }
+            require_facilities(state, membership)?;
             state.memberships.insert((membership.org, membership.user), membership.clone());
         }
         Change::UpdateMembership(membership) => {
@@ -224,6 +238,7 @@ fn apply_change(state: &mut StoreSnapshot, change: &Change) -> Result<(), Commit
                 .get_mut(&(membership.org, membership.user))
                 .ok_or_else(|| missing("the membership"))?;
             *stored = membership.clone();
+            require_facilities(state, membership)?;
         }
         Change::ReassignRole { org, from, to } => {
             for membership in state.memberships.values_mut().filter(|m| m.org == *org && &m.role == from) {

@@ -1419,6 +1419,13 @@ mod checks {
             ),
             ("reusing a session id", Change::InsertSession(Session { token_hash: hash(14), ..session })),
             ("reusing a run id", Change::InsertRun(run)),
+            (
+                "a membership naming a facility that does not exist",
+                Change::UpdateMembership(Membership {
+                    facilities: [FacilityId::from_uuid(fx.uuid())].into_iter().collect(),
+                    ..member(org.id, bob.id, desk.key.clone())
+                }),
+            ),
         ];
         for (what, bug) in bugs {
             let marker = fx.audit(Some(org.id), ann.id, 9);
@@ -1432,6 +1439,8 @@ mod checks {
         }
         let reused_audit = ChangeSet { audit: vec![entry.clone()], ..ChangeSet::new() };
         refused(store, "reusing an audit entry id", reused_audit, Refusal::Store).await?;
+        let homeless = ChangeSet { audit: vec![fx.audit(Some(nowhere), ann.id, 8)], ..ChangeSet::new() };
+        refused(store, "an audit entry of a missing organisation", homeless, Refusal::Store).await?;
         let reused_mail = ChangeSet { emails: vec![mail.clone()], ..ChangeSet::new() };
         refused(store, "reusing a message id", reused_mail, Refusal::Store).await?;
         same("the version after refused commits", org_version(store, org.id).await?, Some(0))?;
