@@ -3,6 +3,7 @@
 //!
 //! Std only: this binary is compiled before anything else on every CI run.
 
+mod bench;
 mod ci;
 mod clock_rng;
 mod purity;
@@ -20,12 +21,21 @@ Tasks:
                        fmt        cargo fmt --all --check
                        clippy     cargo clippy --workspace --all-targets --all-features -- -D warnings
                        test       cargo test --workspace --all-features  (skipped by --skip-tests)
+                       docs       RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps
                        purity     the domain purity check (see `purity`)
                        clock-rng  the domain clock/RNG check (see `clock-rng`)
   purity             fail if guildhall-domain's normal dependencies (default and all features)
                      include an I/O runtime, driver, web or mail crate, or `rand`
   clock-rng          fail if crates/guildhall-domain/src reads the clock or an RNG directly
                      instead of going through its ports
+  bench store [--database sqlite|postgres] [OPTIONS]
+                     member-list page latency of a 100,000-member organisation: builds
+                     crates/guildhall-store/examples/member_pages.rs in release, runs it on
+                     SQLite and (when GUILDHALL_BENCH_POSTGRES_URL or GUILDHALL_TEST_POSTGRES_URL
+                     is set) PostgreSQL once the machine is quiet, prints one table and writes
+                     <target dir>/bench/store-<UTC time>.json. OPTIONS go to the program:
+                     --members N, --page-size N, --samples N, --warmup N, --deep-page N,
+                     --batch N, --text TEXT (see docs/benchmarks.md)
   help               print this text
 ";
 
@@ -40,6 +50,10 @@ fn main() -> ExitCode {
         }
         ["ci", flags @ ..] => match ci::Options::parse(flags) {
             Ok(options) => with_workspace(|ws| ci::run(ws, options)),
+            Err(message) => return usage_error(&message),
+        },
+        ["bench", rest @ ..] => match bench::Options::parse(rest) {
+            Ok(options) => with_workspace(|ws| bench::store(ws, &options)),
             Err(message) => return usage_error(&message),
         },
         ["purity"] => with_workspace(purity::check),

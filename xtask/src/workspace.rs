@@ -29,6 +29,24 @@ impl Workspace {
         &self.root
     }
 
+    /// `cargo <args>` in the workspace root, for callers that wire its output themselves,
+    /// without the variables `cargo run` set for xtask itself (`CARGO_MANIFEST_DIR`,
+    /// `CARGO_PKG_*`, ...): some build scripts (ring's) rerun when they change, so a
+    /// nested build would otherwise rebuild what a plain `cargo build` just built.
+    pub fn clean_cargo_command(&self, args: &[&str]) -> Command {
+        let mut command = self.cargo(args);
+        for (key, _) in std::env::vars_os() {
+            let Some(key) = key.to_str() else { continue };
+            if key.starts_with("CARGO_PKG_")
+                || key.starts_with("CARGO_MANIFEST_")
+                || matches!(key, "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE")
+            {
+                command.env_remove(key);
+            }
+        }
+        command
+    }
+
     fn cargo(&self, args: &[&str]) -> Command {
         let mut command = Command::new(&self.cargo);
         command.args(args).current_dir(&self.root);
