@@ -21,7 +21,7 @@ Tasks:
                        fmt        cargo fmt --all --check
                        clippy     cargo clippy --workspace --all-targets --all-features -- -D warnings
                        test       cargo test --workspace --all-features  (skipped by --skip-tests)
-                       docs       RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps
+                       docs       cargo doc --workspace --all-features --no-deps, warnings as errors
                        purity     the domain purity check (see `purity`)
                        clock-rng  the domain clock/RNG check (see `clock-rng`)
   purity             fail if guildhall-domain's normal dependencies (default and all features)
