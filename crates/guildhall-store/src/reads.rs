@@ -189,11 +189,8 @@ impl OrganisationRepository for Store {
             .all(&self.db)
             .await
             .map_err(store)?;
-        let mut items: Vec<RunRecord> = all(rows)?;
-        let more = items.len() as u64 > limit;
-        items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        let next = if more { items.last().map(|run| run.id.to_string()) } else { None };
-        Ok(Page { items, next })
+        let items: Vec<RunRecord> = all(rows)?;
+        Ok(page_of(items, limit, |run| run.id.to_string()))
     }
 }
 
@@ -477,10 +474,16 @@ impl AuditLog for Store {
             .all(&self.db)
             .await
             .map_err(store)?;
-        let mut items: Vec<AuditEntry> = all(rows)?;
-        let more = items.len() as u64 > limit;
-        items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        let next = if more { items.last().map(|entry| entry.id.to_string()) } else { None };
-        Ok(Page { items, next })
+        let items: Vec<AuditEntry> = all(rows)?;
+        Ok(page_of(items, limit, |entry| entry.id.to_string()))
     }
+}
+
+/// Cuts `items`, read with `limit + 1`, to a page: the extra item only says that another
+/// page follows, whose cursor is the last kept item's id.
+fn page_of<T>(mut items: Vec<T>, limit: u64, cursor: impl Fn(&T) -> String) -> Page<T> {
+    let more = items.len() as u64 > limit;
+    items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let next = if more { items.last().map(cursor) } else { None };
+    Page { items, next }
 }
