@@ -1315,20 +1315,22 @@ impl Accounts {
                 let mut changes = ChangeSet::new();
                 let mut orphaned = Vec::new();
                 for membership in ctx.ports.memberships.memberships_of_user(user).await? {
-                    let access = ctx.org_access::<AccountStatusError>(membership.org, user).await?;
-                    let before = ctx.administrators_and(&access, &[], &[]).await?;
+                    let Some((org, roles)) = ctx.org_and_roles(membership.org).await? else {
+                        return Err(Unexpected::message("a membership refers to a missing organisation").into());
+                    };
+                    let before = ctx.administrators_and(org.id, &roles, &[], &[]).await?;
                     let admins_left = crate::policy::check_administrators_remain(
                         &ctx.catalogue,
-                        &access.roles,
+                        &roles,
                         &before,
                         |m| (m.user != user).then(|| m.clone()),
                         now,
                     );
                     if admins_left.is_err() && before.iter().any(|m| m.user == user) {
-                        orphaned.push(access.org.name.to_string());
+                        orphaned.push(org.name.to_string());
                     }
                     // Administrators' decisions in these organisations counted this account.
-                    changes.require(Precondition::OrgVersion { org: access.org.id, version: access.org.version });
+                    changes.require(Precondition::OrgVersion { org: org.id, version: org.version });
                 }
                 if !orphaned.is_empty() {
                     return Err(AccountStatusError::LastAdministrator(orphaned));
@@ -1381,13 +1383,5 @@ impl Accounts {
             unexpected_duplicate,
         )
         .await
-    }
-}
-
-/// For [`Accounts::disable`], which loads every organisation the account belongs to: a
-/// membership whose organisation is missing is a broken store, not a caller's mistake.
-impl From<crate::error::AccessError> for AccountStatusError {
-    fn from(_: crate::error::AccessError) -> Self {
-        Self::Unexpected(Unexpected::message("a membership refers to a missing organisation"))
     }
 }

@@ -668,7 +668,7 @@ impl Members {
                     &next.facilities,
                 )
                 .map_err(UpdateMemberError::Refused)?;
-                let before = ctx.administrators_and(&access, &[], &[&current]).await?;
+                let before = ctx.administrators_and(access.org.id, &access.roles, &[], &[&current]).await?;
                 check_administrators_remain(
                     &ctx.catalogue,
                     &access.roles,
@@ -847,7 +847,7 @@ impl Members {
                     }
                     StatusChange::Remove | StatusChange::Leave => None,
                 };
-                let before = ctx.administrators_and(&access, &[], &[&current]).await?;
+                let before = ctx.administrators_and(access.org.id, &access.roles, &[], &[&current]).await?;
                 check_administrators_remain(
                     &ctx.catalogue,
                     &access.roles,

@@ -327,11 +327,18 @@ impl Context {
             Some(account) if account.is_active() => {}
             _ => return Err(AccessError::NotFound.into()),
         }
-        let Some(organisation) = self.ports.organisations.organisation(org).await.map_err(Unexpected::from)? else {
+        let Some((organisation, roles)) = self.org_and_roles(org).await? else {
             return Err(AccessError::NotFound.into());
         };
-        let roles = RoleSet::new(self.ports.organisations.custom_roles(org).await.map_err(Unexpected::from)?);
         Ok(OrgAccess { org: organisation, roles, actor: membership })
+    }
+
+    /// The organisation and its roles, with no access check (for the system's own
+    /// decisions, such as disabling an account).
+    pub(crate) async fn org_and_roles(&self, org: OrgId) -> Result<Option<(Organisation, RoleSet)>, Unexpected> {
+        let Some(organisation) = self.ports.organisations.organisation(org).await? else { return Ok(None) };
+        let roles = RoleSet::new(self.ports.organisations.custom_roles(org).await?);
+        Ok(Some((organisation, roles)))
     }
 
     /// [`org_access`](Self::org_access) for a membership in force: a suspended or expired
@@ -365,15 +372,16 @@ impl Context {
     /// account is disabled: they cannot act, so they never count as administrators.
     pub(crate) async fn administrators_and(
         &self,
-        access: &OrgAccess,
+        org: OrgId,
+        org_roles: &RoleSet,
         roles: &[RoleKey],
         extra: &[&Membership],
     ) -> Result<Vec<Membership>, Unexpected> {
-        let mut keys = access.roles.administering_roles(&self.catalogue);
+        let mut keys = org_roles.administering_roles(&self.catalogue);
         keys.extend(roles.iter().cloned());
         keys.sort();
         keys.dedup();
-        let mut members = self.ports.memberships.memberships_with_roles(access.org.id, &keys).await?;
+        let mut members = self.ports.memberships.memberships_with_roles(org, &keys).await?;
         for member in extra {
             if !members.iter().any(|m| m.user == member.user) {
                 members.push((*member).clone());

@@ -191,8 +191,14 @@ impl Roles {
             RoleChange::AssignRole { user, .. } => ctx.ports.memberships.membership(org, *user).await?,
             _ => None,
         };
-        let members =
-            ctx.administrators_and(&access, &change.affected_roles(), &target.iter().collect::<Vec<_>>()).await?;
+        let members = ctx
+            .administrators_and(
+                access.org.id,
+                &access.roles,
+                &change.affected_roles(),
+                &target.iter().collect::<Vec<_>>(),
+            )
+            .await?;
         let preview = preview_role_change(&ctx.catalogue, &access.roles, &members, &access.actor, change, ctx.now())?;
         if let RoleChange::DeleteRole { key, .. } = change
             && access.org.settings.default_role == *key

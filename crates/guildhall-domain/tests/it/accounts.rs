@@ -1015,3 +1015,24 @@ async fn an_account_that_must_change_its_password_can_do_nothing_else_until_it_d
         .unwrap();
     assert!(kit.guildhall.roles().list(ann.id, org.id).await.is_ok());
 }
+
+#[tokio::test]
+async fn an_account_that_still_has_to_change_its_password_can_be_disabled() {
+    use guildhall_domain::usecases::{CreateMemberOutcome, NewMember};
+
+    let kit = TestKit::new();
+    let org = seed_org(&kit, "acme-physio").await;
+    let form = NewMember {
+        first_name: "Cy".into(),
+        last_name: "New".into(),
+        email: "cy@example.com".into(),
+        role: "user".into(),
+        ..NewMember::default()
+    };
+    let outcome = kit.guildhall.members().create_member(org.created_by, org.id, &form).await.unwrap();
+    let CreateMemberOutcome::AccountCreated { user: cy, .. } = outcome else { panic!("{outcome:?}") };
+    assert!(user(&kit, cy).password.must_change);
+
+    let disabled = accounts(&kit).disable(cy).await.unwrap();
+    assert!(!disabled.is_active());
+}
