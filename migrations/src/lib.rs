@@ -23,6 +23,7 @@ pub use sea_orm_migration;
 use sea_orm_migration::prelude::*;
 
 pub mod m20261123_000001_schema;
+pub mod m20261123_000002_undelivered;
 
 /// Runs Guildhall's migrations, oldest first.
 #[derive(Debug)]
@@ -31,6 +32,6 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261123_000001_schema::Migration)]
+        vec![Box::new(m20261123_000001_schema::Migration), Box::new(m20261123_000002_undelivered::Migration)]
     }
 }

@@ -7,7 +7,9 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::catalogue::topics;
 use crate::ids::{InvitationId, JoinRequestId, MessageId, OrgId};
+use crate::org::NotificationRouting;
 use crate::password::Password;
 use crate::token::Token;
 use crate::values::{EmailAddress, Note, Topic};
@@ -159,4 +161,132 @@ pub struct OutboundEmail {
     pub notification: Notification,
     /// When it was queued.
     pub queued_at: DateTime<Utc>,
+}
+
+impl OutboundEmail {
+    /// The longest error text a failure report quotes (characters).
+    pub const MAX_REPORTED_ERROR: usize = 500;
+
+    /// The reports to queue when delivery of this message is given up: a
+    /// [`Notification::DeliveryFailed`] to each of its organisation's failed-messaging
+    /// addresses (`routing` is that organisation's), on the failed-messaging topic.
+    ///
+    /// None for a message that concerns no organisation, none for a message that is
+    /// itself a failure report (a report that cannot be delivered is not reported, so
+    /// reports never loop), and none to the address that just failed.
+    #[must_use]
+    pub fn failure_reports(
+        &self,
+        routing: &NotificationRouting,
+        error: &str,
+        now: DateTime<Utc>,
+        mut new_id: impl FnMut() -> MessageId,
+    ) -> Vec<OutboundEmail> {
+        if self.org.is_none() || matches!(self.notification, Notification::DeliveryFailed { .. }) {
+            return Vec::new();
+        }
+        let error: String = error.chars().take(Self::MAX_REPORTED_ERROR).collect();
+        routing
+            .addresses(&topics::FAILED_MESSAGING)
+            .into_iter()
+            .filter(|address| **address != self.to)
+            .map(|address| OutboundEmail {
+                id: new_id(),
+                org: self.org,
+                topic: Some(topics::FAILED_MESSAGING),
+                to: address.clone(),
+                notification: Notification::DeliveryFailed {
+                    original_recipient: self.to.clone(),
+                    what: self.notification.template().to_owned(),
+                    error: error.clone(),
+                },
+                queued_at: now,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::catalogue::Catalogue;
+
+    fn address(text: &str) -> EmailAddress {
+        EmailAddress::parse(text).unwrap()
+    }
+
+    fn at() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+    }
+
+    fn routing(addresses: &[&str]) -> NotificationRouting {
+        let set: BTreeSet<EmailAddress> = addresses.iter().map(|a| address(a)).collect();
+        NotificationRouting::new(&Catalogue::builtin(), [(topics::FAILED_MESSAGING, set)]).unwrap()
+    }
+
+    fn email(org: Option<OrgId>, to: &str, notification: Notification) -> OutboundEmail {
+        OutboundEmail {
+            id: MessageId::from_uuid(Uuid::from_u128(1)),
+            org,
+            topic: None,
+            to: address(to),
+            notification,
+            queued_at: at(),
+        }
+    }
+
+    fn ids() -> impl FnMut() -> MessageId {
+        let mut n = 100;
+        move || {
+            n += 1;
+            MessageId::from_uuid(Uuid::from_u128(n))
+        }
+    }
+
+    #[test]
+    fn a_dead_letter_is_reported_to_every_failed_messaging_address_but_the_one_that_failed() {
+        let org = Some(OrgId::from_uuid(Uuid::from_u128(7)));
+        let failed = email(org, "ops@clinic.example", Notification::PasswordChanged { at: at() });
+        let reports = failed.failure_reports(
+            &routing(&["ops@clinic.example", "it@clinic.example", "boss@clinic.example"]),
+            &"x".repeat(600),
+            at(),
+            ids(),
+        );
+        let to: Vec<&str> = reports.iter().map(|r| r.to.as_str()).collect();
+        assert_eq!(to, ["boss@clinic.example", "it@clinic.example"]);
+        for report in &reports {
+            assert_eq!((report.org, report.topic.as_ref()), (org, Some(&topics::FAILED_MESSAGING)));
+            let Notification::DeliveryFailed { original_recipient, what, error } = &report.notification else {
+                panic!("not a failure report: {report:?}");
+            };
+            assert_eq!((original_recipient.as_str(), what.as_str()), ("ops@clinic.example", "password_changed"));
+            assert_eq!(error.chars().count(), OutboundEmail::MAX_REPORTED_ERROR);
+        }
+        assert_ne!(reports[0].id, reports[1].id);
+    }
+
+    #[test]
+    fn reports_are_not_reported_and_messages_without_an_organisation_have_nobody_to_report_to() {
+        let org = Some(OrgId::from_uuid(Uuid::from_u128(7)));
+        let routing = routing(&["ops@clinic.example"]);
+        let report = email(
+            org,
+            "it@clinic.example",
+            Notification::DeliveryFailed {
+                original_recipient: address("a@b.example"),
+                what: "invitation".into(),
+                error: "550".into(),
+            },
+        );
+        assert!(report.failure_reports(&routing, "550", at(), ids()).is_empty());
+        let orgless = email(None, "a@b.example", Notification::PasswordChanged { at: at() });
+        assert!(orgless.failure_reports(&routing, "550", at(), ids()).is_empty());
+        let unrouted = email(org, "a@b.example", Notification::PasswordChanged { at: at() });
+        assert!(unrouted.failure_reports(&NotificationRouting::default(), "550", at(), ids()).is_empty());
+    }
 }

@@ -235,7 +235,43 @@ pub enum DeliveryFailure {
     Dead {
         /// The error, for operators and the failure report.
         error: String,
+        /// Messages to queue in the same write, so that giving up and reporting it happen
+        /// together or not at all: the reports to the organisation's failed-messaging
+        /// addresses ([`OutboundEmail::failure_reports`]).
+        reports: Vec<OutboundEmail>,
     },
+}
+
+/// A message that could not be delivered, as its organisation's administrators see it.
+/// It holds no payload: a dead letter's secret is erased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct UndeliveredEmail {
+    /// The message.
+    pub id: MessageId,
+    /// To whom it was addressed.
+    pub to: EmailAddress,
+    /// What it was ([`Notification::template`](crate::notification::Notification::template)).
+    pub template: String,
+    /// When it was queued.
+    pub queued_at: DateTime<Utc>,
+    /// Delivery attempts made.
+    pub attempts: u32,
+    /// The error that made the dispatcher give up.
+    pub last_error: Option<String>,
+}
+
+/// Reads what could not be delivered. (Messages become dead letters through
+/// [`Outbox::mark_failed`].)
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait DeliveryLog: Send + Sync {
+    /// One page of the organisation's dead letters, newest first (by message id).
+    ///
+    /// # Errors
+    /// MUST return `StoreError` only when storage fails or the cursor is not one this
+    /// store issued.
+    async fn undelivered(&self, org: OrgId, page: PageRequest) -> Result<Page<UndeliveredEmail>, StoreError>;
 }
 
 /// The dispatcher's side of the transactional outbox. (Messages are queued through
@@ -256,7 +292,8 @@ pub trait Outbox: Send + Sync {
     /// MUST return `StoreError` only when storage fails.
     async fn mark_sent(&self, id: MessageId, at: DateTime<Utc>) -> Result<(), StoreError>;
 
-    /// Records a failed attempt: retry later, or give up (dead letter).
+    /// Records a failed attempt: retry later, or give up (dead letter) and queue the
+    /// reports of [`DeliveryFailure::Dead`] in the same write.
     ///
     /// # Errors
     /// MUST return `StoreError` only when storage fails.

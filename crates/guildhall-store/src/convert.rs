@@ -17,6 +17,7 @@ use guildhall_domain::membership::{AccessSettings, Membership, MembershipOrigin,
 use guildhall_domain::notification::{Notification, OutboundEmail};
 use guildhall_domain::org::{Facility, OrgSettings, Organisation, RunOutcome, RunRecord};
 use guildhall_domain::password::Password;
+use guildhall_domain::ports::UndeliveredEmail;
 use guildhall_domain::role::{Role, RoleGrant};
 use guildhall_domain::token::{OneTimeToken, Session, Token, TokenHash, TokenPurpose};
 use guildhall_domain::user::{PasswordHash, PasswordState, TemporaryPassword, User, UserStatus};
@@ -793,6 +794,20 @@ impl TryFrom<&OutboundEmail> for outbox::Model {
 }
 
 /// The message in an outbox row, if its payload is still there.
+impl TryFrom<outbox::Model> for UndeliveredEmail {
+    type Error = StoreError;
+    fn try_from(row: outbox::Model) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: MessageId::from_uuid(uuid("a message id", &row.id)?),
+            to: parse("an outbox recipient", EmailAddress::parse(&row.to_email))?,
+            template: row.template,
+            queued_at: instant(row.queued_at),
+            attempts: u32::try_from(row.attempts).map_err(|error| corrupt("attempts", error))?,
+            last_error: row.last_error,
+        })
+    }
+}
+
 pub(crate) fn outbound_email(row: &outbox::Model) -> Result<Option<OutboundEmail>, StoreError> {
     let Some(payload) = row.payload.as_deref() else { return Ok(None) };
     let notification = Notification::try_from(from_json::<StoredNotification>("an outbox payload", payload)?)?;

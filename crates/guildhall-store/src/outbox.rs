@@ -6,7 +6,7 @@ use guildhall_domain::error::StoreError;
 use guildhall_domain::ids::MessageId;
 use guildhall_domain::ports::{ClaimedEmail, DeliveryFailure, Outbox};
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::Store;
 use crate::convert::{self, bytes, nanos};
@@ -81,21 +81,31 @@ impl Outbox for Store {
             .col_expr(outbox::Column::Attempts, Expr::col(outbox::Column::Attempts).add(1))
             .col_expr(outbox::Column::LeasedUntil, Expr::val(Option::<i64>::None))
             .filter(outbox::Column::Id.eq(bytes(id.as_uuid())));
-        let dead = matches!(failure, DeliveryFailure::Dead { .. });
-        let update = match failure {
-            DeliveryFailure::Retry { error, at } => update
-                .col_expr(outbox::Column::LastError, Expr::val(error))
-                .col_expr(outbox::Column::NextAttemptAt, Expr::val(nanos(at)?)),
-            DeliveryFailure::Dead { error } => update
-                .col_expr(outbox::Column::LastError, Expr::val(error))
-                .col_expr(outbox::Column::Dead, Expr::val(true)),
+        let (update, reports) = match failure {
+            DeliveryFailure::Retry { error, at } => (
+                update
+                    .col_expr(outbox::Column::LastError, Expr::val(error))
+                    .col_expr(outbox::Column::NextAttemptAt, Expr::val(nanos(at)?)),
+                None,
+            ),
+            DeliveryFailure::Dead { error, reports } => (
+                update
+                    .col_expr(outbox::Column::LastError, Expr::val(error))
+                    .col_expr(outbox::Column::Dead, Expr::val(true)),
+                Some(reports),
+            ),
         };
         let result = update.exec(&tx).await.map_err(store)?;
         require_message(result.rows_affected, id)?;
-        if dead {
+        if let Some(reports) = reports {
             // It will never be sent: keeping its secret would only be a risk.
             erase_secret(&tx, id).await?;
+            for report in &reports {
+                let row = outbox::Model::try_from(report)?;
+                outbox::Entity::insert(row.into_active_model()).exec_without_returning(&tx).await.map_err(store)?;
+            }
         }
+        // Dropping the transaction unfinished (an error above) rolls all of it back.
         tx.commit().await.map_err(store)
     }
 

@@ -6,14 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use async_trait::async_trait;
 use guildhall_domain::audit::AuditEntry;
 use guildhall_domain::error::StoreError;
-use guildhall_domain::ids::{AuditId, FacilityId, InvitationId, JoinRequestId, OrgId, RunId, UserId};
+use guildhall_domain::ids::{AuditId, FacilityId, InvitationId, JoinRequestId, MessageId, OrgId, RunId, UserId};
 use guildhall_domain::invitation::Invitation;
 use guildhall_domain::join_request::JoinRequest;
 use guildhall_domain::membership::{MemberState, Membership};
 use guildhall_domain::org::{Facility, Organisation, RunRecord};
 use guildhall_domain::ports::{
-    AuditLog, InvitationRepository, JoinRequestRepository, MembershipRepository, OrganisationRepository,
-    TokenRepository, UserRepository,
+    AuditLog, DeliveryLog, InvitationRepository, JoinRequestRepository, MembershipRepository, OrganisationRepository,
+    TokenRepository, UndeliveredEmail, UserRepository,
 };
 use guildhall_domain::query::{MemberCursor, MemberPage, MemberQuery, MemberSummary, Page, PageRequest};
 use guildhall_domain::role::Role;
@@ -28,7 +28,7 @@ use sea_orm::{
 use crate::convert::{self, PENDING, bytes, hash_bytes};
 use crate::entities::{
     audit, facilities, invitations, join_requests, membership_alerts, membership_facilities, memberships,
-    one_time_tokens, organisations, roles, runs, sessions, users,
+    one_time_tokens, organisations, outbox, roles, runs, sessions, users,
 };
 use crate::error::store;
 use crate::{Backend, Store};
@@ -476,6 +476,25 @@ impl AuditLog for Store {
             .map_err(store)?;
         let items: Vec<AuditEntry> = all(rows)?;
         Ok(page_of(items, limit, |entry| entry.id.to_string()))
+    }
+}
+
+#[async_trait]
+impl DeliveryLog for Store {
+    /// Newest first by message id; the cursor is the last item's id. Served by the
+    /// partial index `outbox_dead_by_org (org_id, id) WHERE dead`.
+    async fn undelivered(&self, org: OrgId, page: PageRequest) -> Result<Page<UndeliveredEmail>, StoreError> {
+        let after = page.after.as_deref().map(|text| MessageId::parse(text).map_err(|_| bad_cursor())).transpose()?;
+        let limit = clamp_limit(page.limit);
+        let mut query = outbox::Entity::find()
+            .filter(outbox::Column::OrgId.eq(bytes(org.as_uuid())))
+            .filter(outbox::Column::Dead.eq(true));
+        if let Some(after) = after {
+            query = query.filter(outbox::Column::Id.lt(bytes(after.as_uuid())));
+        }
+        let rows = query.order_by_desc(outbox::Column::Id).limit(limit + 1).all(&self.db).await.map_err(store)?;
+        let items: Vec<UndeliveredEmail> = all(rows)?;
+        Ok(page_of(items, limit, |item| item.id.to_string()))
     }
 }
 

@@ -39,7 +39,7 @@ use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use crate::audit::{AuditAction, AuditEntry, AuditTarget, FieldChange};
-use crate::catalogue::Catalogue;
+use crate::catalogue::{Catalogue, topics};
 use crate::error::StoreError;
 use crate::ids::{AuditId, FacilityId, InvitationId, JoinRequestId, MessageId, OrgId, RunId, SessionId, UserId};
 use crate::invitation::{Invitation, InvitationState};
@@ -51,9 +51,9 @@ use crate::org::{
 };
 use crate::password::Password;
 use crate::ports::{
-    AuditLog, Change, ChangeSet, ClaimedEmail, CommitError, DeliveryFailure, Duplicate, IdGenerator,
+    AuditLog, Change, ChangeSet, ClaimedEmail, CommitError, DeliveryFailure, DeliveryLog, Duplicate, IdGenerator,
     InvitationRepository, JoinRequestRepository, MembershipRepository, OrganisationRepository, Outbox, Precondition,
-    TokenRepository, UnitOfWork, UserRepository,
+    TokenRepository, UndeliveredEmail, UnitOfWork, UserRepository,
 };
 use crate::query::{MemberCursor, MemberQuery, PageRequest};
 use crate::role::{Role, RoleGrant, builtin};
@@ -78,6 +78,7 @@ pub trait ContractStore:
     + TokenRepository
     + AuditLog
     + Outbox
+    + DeliveryLog
     + UnitOfWork
     + Send
     + Sync
@@ -94,6 +95,7 @@ impl<T> ContractStore for T where
         + TokenRepository
         + AuditLog
         + Outbox
+        + DeliveryLog
         + UnitOfWork
         + Send
         + Sync
@@ -365,6 +367,13 @@ contract_checks! {
         outbox_retry_is_due_at_its_time_with_one_more_attempt;
         /// `release` makes claimed messages claimable again at once; others stay leased.
         outbox_release_frees_claimed_messages;
+        /// `mark_failed(Dead { reports })` queues the reports in the same write (due at
+        /// once); for a message not in the outbox it fails and queues nothing.
+        outbox_giving_up_queues_its_reports_with_it;
+        /// `undelivered` pages one organisation's dead letters, newest first by id, with
+        /// their recipient, template, attempts and last error; nothing of other
+        /// organisations, nothing still being retried.
+        undelivered_lists_an_organisations_dead_letters_newest_first;
     }
     inspection {
         /// `mark_sent` stops delivery for good and erases the secret the message carried;
@@ -614,6 +623,10 @@ async fn user_version<S: ContractStore + ?Sized>(store: &S, user: UserId) -> Res
 /// Every message claimable at a far-future instant, by id.
 async fn claim_everything<S: ContractStore + ?Sized>(store: &S) -> Result<Vec<MessageId>, Broken> {
     Ok(store.claim(1_000, at(1_000_000), Duration::minutes(1)).await?.into_iter().map(|c| c.email.id).collect())
+}
+
+fn claimed_undelivered(items: &[UndeliveredEmail]) -> Vec<MessageId> {
+    items.iter().map(|item| item.id).collect()
 }
 
 fn claimed_ids(claimed: &[ClaimedEmail]) -> Vec<MessageId> {
@@ -2141,6 +2154,84 @@ mod checks {
         same("a claim as b's lease ends", claimed_ids(&store.claim(10, at(15), lease).await?), vec![b.id])
     }
 
+    pub(super) async fn outbox_giving_up_queues_its_reports_with_it<S: ContractStore + ?Sized>(store: &S) -> Check {
+        let fx = Fixture::new();
+        let org = Some(OrgId::from_uuid(fx.uuid()));
+        let failed = OutboundEmail { org, ..fx.email(&email("ann@example.com")?, 1, false) };
+        commit(store, "an email", ChangeSet { emails: vec![failed.clone()], ..ChangeSet::new() }).await?;
+        same("the claim", claimed_ids(&store.claim(10, at(10), Duration::minutes(5)).await?), vec![failed.id])?;
+        let routing = NotificationRouting::new(
+            &Catalogue::builtin(),
+            [(topics::FAILED_MESSAGING, std::iter::once(email("ops@example.com")?).collect())],
+        )
+        .map_err(|problems| Broken(format!("routing: {problems:?}")))?;
+        let report = |minute| {
+            Ok::<_, Broken>(
+                failed.failure_reports(&routing, "550 no such user", at(minute), || MessageId::from_uuid(fx.uuid())),
+            )
+        };
+        let stray = report(11)?;
+        let nowhere = MessageId::from_uuid(fx.uuid());
+        let refused =
+            store.mark_failed(nowhere, DeliveryFailure::Dead { error: "550".into(), reports: stray.clone() }).await;
+        same("giving up a message not in the outbox fails", refused.is_err(), true)?;
+        let reports = report(12)?;
+        same("one report", reports.len(), 1)?;
+        store
+            .mark_failed(
+                failed.id,
+                DeliveryFailure::Dead { error: "550 no such user".into(), reports: reports.clone() },
+            )
+            .await?;
+        same(
+            "a claim after giving up: the report only, nothing of the refused call",
+            store.claim(10, at(12), Duration::minutes(5)).await?,
+            vec![ClaimedEmail { email: reports[0].clone(), attempts: 0 }],
+        )
+    }
+
+    pub(super) async fn undelivered_lists_an_organisations_dead_letters_newest_first<S: ContractStore + ?Sized>(
+        store: &S,
+    ) -> Check {
+        let fx = Fixture::new();
+        let (org, other) = (OrgId::from_uuid(fx.uuid()), OrgId::from_uuid(fx.uuid()));
+        let to = email("ann@example.com")?;
+        let mut ours = Vec::new();
+        for minute in 1..=3 {
+            ours.push(OutboundEmail { org: Some(org), ..fx.email(&to, minute, minute == 2) });
+        }
+        let retried = OutboundEmail { org: Some(org), ..fx.email(&to, 4, false) };
+        let theirs = OutboundEmail { org: Some(other), ..fx.email(&to, 5, false) };
+        let orgless = fx.email(&to, 6, false);
+        let mut all = ours.clone();
+        all.extend([retried.clone(), theirs.clone(), orgless.clone()]);
+        commit(store, "six emails", ChangeSet { emails: all.clone(), ..ChangeSet::new() }).await?;
+        same("the claim", claimed_ids(&store.claim(10, at(10), Duration::minutes(5)).await?).len(), 6)?;
+        for (n, message) in all.iter().enumerate() {
+            let error = format!("550 number {n}");
+            let failure = if message.id == retried.id {
+                DeliveryFailure::Retry { error, at: at(60) }
+            } else {
+                DeliveryFailure::Dead { error, reports: Vec::new() }
+            };
+            store.mark_failed(message.id, failure).await?;
+        }
+        let expected = |n: usize| UndeliveredEmail {
+            id: ours[n].id,
+            to: to.clone(),
+            template: ours[n].notification.template().to_owned(),
+            queued_at: ours[n].queued_at,
+            attempts: 1,
+            last_error: Some(format!("550 number {n}")),
+        };
+        let first = store.undelivered(org, PageRequest::first(2)).await?;
+        same("the first page", first.items, vec![expected(2), expected(1)])?;
+        let rest = store.undelivered(org, PageRequest { limit: 2, after: first.next }).await?;
+        same("the second page", (rest.items, rest.next), (vec![expected(0)], None))?;
+        let elsewhere = store.undelivered(other, PageRequest::first(10)).await?;
+        same("the other organisation's", claimed_undelivered(&elsewhere.items), vec![theirs.id])
+    }
+
     pub(super) async fn outbox_mark_sent_stops_delivery_and_erases_secrets<
         S: ContractStore + OutboxInspection + ?Sized,
     >(
@@ -2179,7 +2270,9 @@ mod checks {
         let secret = fx.email(&to, 1, true);
         commit(store, "an email", ChangeSet { emails: vec![secret.clone()], ..ChangeSet::new() }).await?;
         same("the claim", claimed_ids(&store.claim(10, at(10), Duration::minutes(5)).await?), vec![secret.id])?;
-        store.mark_failed(secret.id, DeliveryFailure::Dead { error: "550 no such user".into() }).await?;
+        store
+            .mark_failed(secret.id, DeliveryFailure::Dead { error: "550 no such user".into(), reports: Vec::new() })
+            .await?;
         same("a claim after giving up", claim_everything(store).await?, Vec::new())?;
         same("the secret of a dead letter", store.retains_secret(secret.id).await?, false)
     }

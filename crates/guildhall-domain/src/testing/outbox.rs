@@ -5,9 +5,11 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::error::StoreError;
 use crate::ids::MessageId;
-use crate::ports::{ClaimedEmail, DeliveryFailure, Outbox};
+use crate::ids::OrgId;
+use crate::ports::{ClaimedEmail, DeliveryFailure, DeliveryLog, Outbox, UndeliveredEmail};
+use crate::query::{Page, PageRequest};
 
-use super::store::{MemoryStore, OutboxRecord, StoreSnapshot, store_error};
+use super::store::{MemoryStore, OutboxRecord, StoreSnapshot, newest_first_page, store_error};
 
 fn message_mut(state: &mut StoreSnapshot, id: MessageId) -> Result<&mut OutboxRecord, StoreError> {
     state
@@ -56,7 +58,19 @@ impl Outbox for MemoryStore {
 
     async fn mark_failed(&self, id: MessageId, failure: DeliveryFailure) -> Result<(), StoreError> {
         let mut inner = self.lock()?;
-        let message = message_mut(&mut inner.state, id)?;
+        let state = &mut inner.state;
+        let reports = match &failure {
+            DeliveryFailure::Retry { .. } => Vec::new(),
+            DeliveryFailure::Dead { reports, .. } => reports.clone(),
+        };
+        // All or nothing, as a SQL store's transaction: check before changing anything.
+        message_mut(state, id)?;
+        for report in &reports {
+            if state.outbox.iter().any(|m| m.id == report.id) {
+                return Err(store_error(format!("message {} is already in the outbox", report.id)));
+            }
+        }
+        let message = message_mut(state, id)?;
         message.attempts = message.attempts.saturating_add(1);
         message.leased_until = None;
         match failure {
@@ -64,13 +78,14 @@ impl Outbox for MemoryStore {
                 message.last_error = Some(error);
                 message.next_attempt_at = Some(at);
             }
-            DeliveryFailure::Dead { error } => {
+            DeliveryFailure::Dead { error, .. } => {
                 message.last_error = Some(error);
                 message.dead = true;
                 // It will never be sent: keeping its secret would only be a risk.
                 message.erase_secret();
             }
         }
+        state.outbox.extend(reports.into_iter().map(OutboxRecord::queued));
         Ok(())
     }
 
@@ -80,5 +95,31 @@ impl Outbox for MemoryStore {
             message.leased_until = None;
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl DeliveryLog for MemoryStore {
+    /// Newest first by message id; the cursor is the last item's id.
+    async fn undelivered(&self, org: OrgId, page: PageRequest) -> Result<Page<UndeliveredEmail>, StoreError> {
+        let dead = self.read(|state| {
+            state
+                .outbox
+                .iter()
+                .filter(|m| m.dead && m.org == Some(org))
+                .map(|m| {
+                    let item = UndeliveredEmail {
+                        id: m.id,
+                        to: m.to.clone(),
+                        template: m.template.to_owned(),
+                        queued_at: m.queued_at,
+                        attempts: m.attempts,
+                        last_error: m.last_error.clone(),
+                    };
+                    (m.id, m.queued_at, item)
+                })
+                .collect()
+        })?;
+        newest_first_page(dead, &page, |text| MessageId::parse(text).ok())
     }
 }

@@ -165,7 +165,7 @@ fn clamp_limit(limit: u32) -> usize {
 
 /// Keyset pagination over a newest-first list: items strictly older than the cursor's
 /// id, `limit` of them, and the last one's id as the next cursor when more remain.
-fn newest_first_page<T: Clone, I: Ord + Copy + ToString>(
+pub(super) fn newest_first_page<T: Clone, I: Ord + Copy + ToString>(
     mut items: Vec<(I, DateTime<Utc>, T)>,
     page: &PageRequest,
     parse: impl Fn(&str) -> Option<I>,
@@ -206,7 +206,7 @@ impl MemoryStore {
         read(&self.inner.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    fn read<T>(&self, read: impl FnOnce(&StoreSnapshot) -> T) -> Result<T, StoreError> {
+    pub(super) fn read<T>(&self, read: impl FnOnce(&StoreSnapshot) -> T) -> Result<T, StoreError> {
         Ok(read(&self.lock()?.state))
     }
 

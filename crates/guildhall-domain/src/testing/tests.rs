@@ -850,7 +850,11 @@ async fn a_dead_letter_is_never_claimed_again_and_loses_its_secret() {
     let (w, emails) = outbox_world().await;
     let now = w.now();
     w.kit.store.claim(1, now, Duration::minutes(5)).await.unwrap();
-    w.kit.store.mark_failed(emails[0].id, DeliveryFailure::Dead { error: "550 no such user".into() }).await.unwrap();
+    w.kit
+        .store
+        .mark_failed(emails[0].id, DeliveryFailure::Dead { error: "550 no such user".into(), reports: Vec::new() })
+        .await
+        .unwrap();
 
     let dead = w.kit.store.dead_letters();
     assert_eq!(dead.len(), 1);

@@ -25,9 +25,9 @@ use crate::notification::{Notification, OutboundEmail};
 use crate::org::Organisation;
 use crate::password::PasswordPolicy;
 use crate::ports::{
-    AuditLog, ChangeSet, Clock, CommitError, Duplicate, IdGenerator, InvitationRepository, JoinRequestRepository,
-    MembershipRepository, OrganisationRepository, PasswordHasher, TokenGenerator, TokenRepository, UnitOfWork,
-    UserRepository,
+    AuditLog, ChangeSet, Clock, CommitError, DeliveryLog, Duplicate, IdGenerator, InvitationRepository,
+    JoinRequestRepository, MembershipRepository, OrganisationRepository, PasswordHasher, TokenGenerator,
+    TokenRepository, UnitOfWork, UserRepository,
 };
 use crate::role::{Denial, RolePolicy, RoleSet, Scope};
 use crate::token::{SessionPolicy, Token};
@@ -66,6 +66,8 @@ pub struct Ports {
     pub tokens: Arc<dyn TokenRepository>,
     /// The audit log.
     pub audit_log: Arc<dyn AuditLog>,
+    /// Dead letters.
+    pub deliveries: Arc<dyn DeliveryLog>,
     /// Atomic commits.
     pub unit_of_work: Arc<dyn UnitOfWork>,
     /// Password hashing.
@@ -95,6 +97,7 @@ impl Ports {
             + JoinRequestRepository
             + TokenRepository
             + AuditLog
+            + DeliveryLog
             + UnitOfWork
             + 'static,
     {
@@ -106,6 +109,7 @@ impl Ports {
             join_requests: store.clone(),
             tokens: store.clone(),
             audit_log: store.clone(),
+            deliveries: store.clone(),
             unit_of_work: store,
             hasher,
             clock,

@@ -16,7 +16,7 @@ use crate::org::{
 };
 use crate::password::PasswordPolicy;
 use crate::policy::{InvariantViolation, check_no_escalation};
-use crate::ports::{Change, ChangeSet, Duplicate, Precondition};
+use crate::ports::{Change, ChangeSet, Duplicate, Precondition, UndeliveredEmail};
 use crate::query::{Page, PageRequest};
 use crate::role::builtin;
 use crate::values::{CapabilityKey, EmailAddress, FacilityName, InvalidValue, OrgName, OrgSlug, RoleKey, Topic};
@@ -685,6 +685,23 @@ impl Organisations {
         let ctx = &self.ctx;
         ctx.authorized::<ViewOrganisationError>(org, actor, &permissions::AUDIT_VIEW).await?;
         Ok(ctx.ports.audit_log.audit_entries(org, clamp(page)).await?)
+    }
+
+    /// One page of the organisation's messages that could not be delivered (dead
+    /// letters), newest first; needs `org.settings`, the permission that sets where
+    /// failure reports go. The page size is clamped to 1..=[`Self::MAX_PAGE_LIMIT`].
+    ///
+    /// # Errors
+    /// See [`ViewOrganisationError`].
+    pub async fn undelivered(
+        &self,
+        actor: UserId,
+        org: OrgId,
+        page: PageRequest,
+    ) -> Result<Page<UndeliveredEmail>, ViewOrganisationError> {
+        let ctx = &self.ctx;
+        ctx.authorized::<ViewOrganisationError>(org, actor, &permissions::ORG_SETTINGS).await?;
+        Ok(ctx.ports.deliveries.undelivered(org, clamp(page)).await?)
     }
 }
 

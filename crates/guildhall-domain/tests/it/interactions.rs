@@ -106,6 +106,7 @@ impl Mocks {
             join_requests: Arc::new(self.join_requests),
             tokens: Arc::new(self.tokens),
             audit_log: Arc::new(self.audit_log),
+            deliveries: Arc::new(MockDeliveryLog::new()),
             unit_of_work: Arc::new(self.unit_of_work),
             hasher: Arc::new(self.hasher),
             clock: Arc::new(clock),

@@ -178,6 +178,8 @@ async fn a_non_member_gets_not_found_exactly_like_a_missing_organisation() {
         let get = orgs.get(outsider.id, org).await.unwrap_err();
         let update = orgs.update(outsider.id, org, OrganisationUpdate::default()).await.unwrap_err();
         let audit = orgs.audit_log(outsider.id, org, PageRequest::first(10)).await.unwrap_err();
+        let undelivered = orgs.undelivered(outsider.id, org, PageRequest::first(10)).await.unwrap_err();
+        assert!(matches!(undelivered, ViewOrganisationError::Access(AccessError::NotFound)), "{undelivered:?}");
         let facility = orgs.create_facility(outsider.id, org, "North Clinic").await.unwrap_err();
         assert!(matches!(get, ViewOrganisationError::Access(AccessError::NotFound)), "{get:?}");
         assert!(matches!(update, UpdateOrganisationError::Access(AccessError::NotFound)), "{update:?}");
@@ -212,6 +214,8 @@ async fn a_member_without_the_permission_is_forbidden_and_told_which_one() {
 
     let err = orgs.audit_log(bob.id, acme.org.id, PageRequest::first(10)).await.unwrap_err();
     assert!(err.to_string().contains("audit.view"), "{err}");
+    let err = orgs.undelivered(bob.id, acme.org.id, PageRequest::first(10)).await.unwrap_err();
+    assert!(err.to_string().contains("org.settings"), "{err}");
     let err = orgs.runs(bob.id, acme.org.id, PageRequest::first(10)).await.unwrap_err();
     assert!(err.to_string().contains("runs.record"), "{err}");
     let err = orgs.set_capability(bob.id, acme.org.id, &patient_tasks(), false).await.unwrap_err();

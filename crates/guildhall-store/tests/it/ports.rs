@@ -626,7 +626,10 @@ async fn outbox_claims_leases_and_erases_secrets(fresh: Fresh) {
         store.mark_sent(MessageId::from_uuid(uuid(3)), at(20)).await.unwrap();
         store.mark_sent(MessageId::from_uuid(uuid(1)), at(20)).await.unwrap();
         store
-            .mark_failed(MessageId::from_uuid(uuid(2)), DeliveryFailure::Dead { error: "bounced".into() })
+            .mark_failed(
+                MessageId::from_uuid(uuid(2)),
+                DeliveryFailure::Dead { error: "bounced".into(), reports: Vec::new() },
+            )
             .await
             .unwrap();
         store
