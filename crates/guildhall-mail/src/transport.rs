@@ -217,7 +217,8 @@ impl FileTransport {
             .get_raw("Message-ID")
             .map(|id| id.trim_matches(|c| c == '<' || c == '>').to_owned())
             .unwrap_or_default();
-        let safe: String = id.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')).collect();
+        let safe: String =
+            id.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '@')).collect();
         if safe.is_empty() { "message.eml".to_owned() } else { format!("{safe}.eml") }
     }
 }

@@ -105,3 +105,53 @@ impl Mail {
         token
     }
 }
+
+/// A fresh PostgreSQL database on the server `GUILDHALL_TEST_POSTGRES_URL` names; `None`
+/// (the test skips, with a message) without the variable, except under `CI=true`.
+pub struct FreshPostgres {
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+impl FreshPostgres {
+    pub async fn create() -> Option<Self> {
+        use sea_orm::ConnectionTrait;
+        let url = match std::env::var("GUILDHALL_TEST_POSTGRES_URL") {
+            Ok(url) if !url.is_empty() => url,
+            _ if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
+                panic!("GUILDHALL_TEST_POSTGRES_URL is not set: under CI=true the PostgreSQL tests must run, not skip")
+            }
+            _ => {
+                eprintln!("skipping a PostgreSQL test: set GUILDHALL_TEST_POSTGRES_URL");
+                return None;
+            }
+        };
+        let admin_url = with_database(&url, "postgres");
+        let name = format!("guildhall_mail_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = sea_orm::Database::connect(admin_url.as_str()).await.unwrap();
+        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+        admin.close().await.unwrap();
+        Some(Self { url: with_database(&admin_url, &name), admin_url, name })
+    }
+
+    pub async fn drop(self) {
+        use sea_orm::ConnectionTrait;
+        let admin = sea_orm::Database::connect(self.admin_url.as_str()).await.unwrap();
+        admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await.unwrap();
+        admin.close().await.unwrap();
+    }
+}
+
+/// `url` with its database name replaced by `database`.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let authority_end = base.find("://").map_or(0, |i| i + 3);
+    let path_start = base[authority_end..].find('/').map_or(base.len(), |i| authority_end + i);
+    let mut out = format!("{}/{database}", &base[..path_start]);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
