@@ -286,20 +286,24 @@ pub trait Outbox: Send + Sync {
     /// MUST return `StoreError` only when storage fails.
     async fn claim(&self, limit: u32, now: DateTime<Utc>, lease: Duration) -> Result<Vec<ClaimedEmail>, StoreError>;
 
-    /// Marks a claimed message sent and erases any secret it carried.
+    /// Marks a claimed message sent and erases any secret it carried. A message already
+    /// sent or given up keeps its first outcome (this returns `Ok` and changes nothing).
     ///
     /// # Errors
     /// MUST return `StoreError` only when storage fails.
     async fn mark_sent(&self, id: MessageId, at: DateTime<Utc>) -> Result<(), StoreError>;
 
     /// Records a failed attempt: retry later, or give up (dead letter) and queue the
-    /// reports of [`DeliveryFailure::Dead`] in the same write.
+    /// reports of [`DeliveryFailure::Dead`] in the same write. A message already sent or
+    /// given up keeps its first outcome (this returns `Ok`, changes nothing and queues
+    /// no report).
     ///
     /// # Errors
     /// MUST return `StoreError` only when storage fails.
     async fn mark_failed(&self, id: MessageId, failure: DeliveryFailure) -> Result<(), StoreError>;
 
-    /// Gives claimed messages back unsent (graceful shutdown).
+    /// Gives claimed messages back unsent (graceful shutdown); sent and given-up messages
+    /// are left as they are.
     ///
     /// # Errors
     /// MUST return `StoreError` only when storage fails.

@@ -21,6 +21,10 @@
 //! the stable `Message-ID` ([`Composer::message_id`]) lets a receiver spot the rare
 //! duplicate.
 //!
+//! A worker starts a claimed message only while a tenth of the lease is left; the rest
+//! of a batch that took that long is released. Each send is bounded by the transport's
+//! timeout, so a stalled server cannot hold a claim past its lease.
+//!
 //! On shutdown ([`Dispatcher::run`]'s stop signal) a dispatcher claims nothing more,
 //! lets the messages it is sending finish (each bounded by the transport's timeout) and
 //! releases the claimed messages it has not started, so another instance can send them
@@ -80,13 +84,55 @@ impl Default for DispatchSettings {
     }
 }
 
+/// Dispatch settings that cannot work, with the setting named.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{setting}: {problem}")]
+pub struct InvalidDispatchSettings {
+    /// The setting (`batch_size`, `lease`, ...).
+    pub setting: &'static str,
+    /// What is wrong with it.
+    pub problem: &'static str,
+}
+
 impl DispatchSettings {
     /// The delay before the attempt after `attempts` failed ones, before jitter: the
     /// first retry's delay doubled per earlier failure, at most `max_retry`.
     #[must_use]
     pub fn backoff(&self, attempts: u32) -> Duration {
-        let factor = 1_i32.checked_shl(attempts.saturating_sub(1)).unwrap_or(i32::MAX);
-        self.first_retry.checked_mul(factor).map_or(self.max_retry, |delay| delay.min(self.max_retry))
+        let doubled =
+            2_i32.checked_pow(attempts.saturating_sub(1)).and_then(|factor| self.first_retry.checked_mul(factor));
+        doubled.map_or(self.max_retry, |delay| delay.min(self.max_retry))
+    }
+
+    /// Checks that the settings can work: at least one message a batch and one at a time,
+    /// at least one attempt, positive delays, and a lease of at least a minute.
+    ///
+    /// # Errors
+    /// The first setting that cannot work.
+    pub fn validate(&self) -> Result<(), InvalidDispatchSettings> {
+        let invalid = |setting, problem| Err(InvalidDispatchSettings { setting, problem });
+        if self.batch_size == 0 {
+            return invalid("batch_size", "must be at least 1");
+        }
+        if self.concurrency == 0 {
+            return invalid("concurrency", "must be at least 1");
+        }
+        if self.max_attempts == 0 {
+            return invalid("max_attempts", "must be at least 1");
+        }
+        if self.lease < Duration::minutes(1) {
+            return invalid("lease", "must be at least one minute, far longer than sending a batch takes");
+        }
+        if self.first_retry <= Duration::zero() {
+            return invalid("first_retry", "must be positive");
+        }
+        if self.max_retry < self.first_retry {
+            return invalid("max_retry", "must be at least first_retry");
+        }
+        if self.idle_poll.is_zero() {
+            return invalid("idle_poll", "must be positive");
+        }
+        Ok(())
     }
 }
 
@@ -173,10 +219,18 @@ enum Fate {
 
 impl Dispatcher {
     /// A dispatcher over `ports`, composing with `composer`.
-    #[must_use]
-    pub fn new(ports: DispatchPorts, composer: Composer, settings: DispatchSettings) -> Self {
+    ///
+    /// # Errors
+    /// [`InvalidDispatchSettings`] when the settings cannot work
+    /// ([`DispatchSettings::validate`]).
+    pub fn new(
+        ports: DispatchPorts,
+        composer: Composer,
+        settings: DispatchSettings,
+    ) -> Result<Self, InvalidDispatchSettings> {
+        settings.validate()?;
         let DispatchPorts { outbox, organisations, transport, clock, ids } = ports;
-        Self { inner: Arc::new(Inner { outbox, organisations, transport, composer, clock, ids, settings }) }
+        Ok(Self { inner: Arc::new(Inner { outbox, organisations, transport, composer, clock, ids, settings }) })
     }
 
     /// The settings.
@@ -201,7 +255,11 @@ impl Dispatcher {
     /// [`StoreError`] when the claim fails (nothing was claimed).
     pub async fn dispatch_batch(&self, stop: &watch::Receiver<bool>) -> Result<DispatchReport, StoreError> {
         let inner = &self.inner;
-        let claimed = inner.outbox.claim(inner.settings.batch_size, inner.clock.now(), inner.settings.lease).await?;
+        let claimed_at = inner.clock.now();
+        let claimed = inner.outbox.claim(inner.settings.batch_size, claimed_at, inner.settings.lease).await?;
+        // A message is started only while a tenth of the lease is left: one started later
+        // could still be sending when the lease ends and another instance claims it.
+        let start_before = claimed_at + inner.settings.lease - inner.settings.lease / 10;
         let mut report = DispatchReport { claimed: claimed.len(), ..DispatchReport::default() };
         if claimed.is_empty() {
             return Ok(report);
@@ -212,7 +270,7 @@ impl Dispatcher {
             let (inner, queue, stop) = (self.inner.clone(), queue.clone(), stop.clone());
             workers.spawn(async move {
                 let mut report = DispatchReport::default();
-                while !*stop.borrow() {
+                while !*stop.borrow() && inner.clock.now() < start_before {
                     let Some(next) = queue.lock().unwrap_or_else(PoisonError::into_inner).pop_front() else { break };
                     match inner.deliver(next).await {
                         Ok(Fate::Sent) => report.sent += 1,
@@ -249,6 +307,9 @@ impl Dispatcher {
 
     /// Delivers until `stop` turns true (or its sender is dropped), then finishes what it
     /// is sending, releases the rest of its claim and returns the totals.
+    ///
+    /// Signal `stop` rather than dropping this future: a dropped future releases nothing,
+    /// and its claim is sent by another dispatcher only when the lease ends.
     pub async fn run(&self, mut stop: watch::Receiver<bool>) -> DispatchReport {
         let mut total = DispatchReport::default();
         loop {
@@ -258,7 +319,8 @@ impl Dispatcher {
             let full = match self.dispatch_batch(&stop).await {
                 Ok(report) => {
                     total += report;
-                    report.claimed == usize::try_from(self.inner.settings.batch_size).unwrap_or(usize::MAX)
+                    report.claimed > 0
+                        && report.claimed == usize::try_from(self.inner.settings.batch_size).unwrap_or(usize::MAX)
                 }
                 Err(error) => {
                     tracing::error!(%error, "the outbox could not be read");

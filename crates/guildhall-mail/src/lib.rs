@@ -27,6 +27,6 @@ pub mod testing;
 pub mod transport;
 
 pub use compose::Composer;
-pub use dispatch::{DispatchPorts, DispatchReport, DispatchSettings, Dispatcher};
+pub use dispatch::{DispatchPorts, DispatchReport, DispatchSettings, Dispatcher, InvalidDispatchSettings};
 pub use render::{Links, Renderer};
 pub use transport::{FileTransport, SendError, SmtpSecurity, SmtpSettings, SmtpTransport, Transport};

@@ -72,7 +72,9 @@ pub struct SmtpSettings {
     pub security: SmtpSecurity,
     /// User name and password, when the server requires authentication.
     pub credentials: Option<(String, String)>,
-    /// How long to wait for the server at each step before giving up on this attempt.
+    /// The longest one message may take, from connecting to the server's final answer; an
+    /// attempt that takes longer is abandoned as a transient failure (a server that
+    /// accepts connections and then stalls must not hold a dispatcher forever).
     pub timeout: Duration,
     /// How many connections to keep open to the server.
     pub max_connections: u32,
@@ -118,6 +120,7 @@ pub struct SmtpSetupError(String);
 pub struct SmtpTransport {
     inner: AsyncSmtpTransport<Tokio1Executor>,
     server: String,
+    deadline: Duration,
 }
 
 impl fmt::Debug for SmtpTransport {
@@ -151,7 +154,7 @@ impl SmtpTransport {
         if let Some((user, password)) = &settings.credentials {
             builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
         }
-        Ok(Self { inner: builder.build(), server: format!("{host}:{port}") })
+        Ok(Self { inner: builder.build(), server: format!("{host}:{port}"), deadline: settings.timeout })
     }
 
     /// Whether the server accepts a connection (and authentication, when configured).
@@ -159,27 +162,50 @@ impl SmtpTransport {
     /// # Errors
     /// The classified failure when it does not.
     pub async fn check(&self) -> Result<(), SendError> {
-        match self.inner.test_connection().await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(SendError::Transient(format!("{} did not accept a connection", self.server))),
-            Err(error) => Err(classify(&error)),
+        match tokio::time::timeout(self.deadline, self.inner.test_connection()).await {
+            Ok(Ok(true)) => Ok(()),
+            Ok(Ok(false)) => Err(SendError::Transient(format!("{} did not accept a connection", self.server))),
+            Ok(Err(error)) => Err(classify(&error)),
+            Err(_) => Err(self.timed_out()),
         }
+    }
+
+    fn timed_out(&self) -> SendError {
+        SendError::Transient(format!("{} did not answer within {:?}", self.server, self.deadline))
     }
 }
 
 #[async_trait]
 impl Transport for SmtpTransport {
     async fn send(&self, message: &Message) -> Result<(), SendError> {
-        self.inner.send(message.clone()).await.map(drop).map_err(|error| classify(&error))
+        // lettre's own timeout bounds each read and write on the tokio executor only
+        // partly (the connect); this bounds the whole exchange.
+        match tokio::time::timeout(self.deadline, self.inner.send(message.clone())).await {
+            Ok(result) => result.map(drop).map_err(|error| classify(&error)),
+            Err(_) => Err(self.timed_out()),
+        }
     }
 }
 
-/// 5xx answers and messages the client cannot send are permanent; everything else (4xx,
-/// refused or dropped connections, timeouts, TLS trouble an operator can fix) is worth
-/// retrying.
+/// Permanent: a 5xx answer about this message (no such mailbox, refused, too large), or a
+/// message this server can never take (it needs SMTPUTF8 or 8BITMIME, which the server
+/// lacks). Everything else is worth retrying, including what an operator must fix and
+/// that would otherwise kill every queued message at once: 4xx, refused or dropped
+/// connections, timeouts, TLS failures, a server without STARTTLS or without a usable
+/// authentication mechanism, and rejected credentials (530, 534, 535, 538).
 fn classify(error: &smtp::Error) -> SendError {
     let text = error.to_string();
-    if error.is_permanent() || error.is_client() { SendError::Permanent(text) } else { SendError::Transient(text) }
+    let configuration =
+        matches!(error.status().map(|code| code.to_string()).as_deref(), Some("530" | "534" | "535" | "538"));
+    let unsendable = error.is_client() && (text.contains("SMTPUTF8") || text.contains("8BITMIME"));
+    if (error.is_permanent() && !configuration) || unsendable {
+        SendError::Permanent(text)
+    } else {
+        if configuration || error.is_client() || error.is_tls() {
+            tracing::error!(error = %text, "the SMTP server refuses the configured connection or credentials");
+        }
+        SendError::Transient(text)
+    }
 }
 
 /// Writes each message as an RFC 5322 `.eml` file into a directory, for a newcomer's

@@ -793,7 +793,6 @@ impl TryFrom<&OutboundEmail> for outbox::Model {
     }
 }
 
-/// The message in an outbox row, if its payload is still there.
 impl TryFrom<outbox::Model> for UndeliveredEmail {
     type Error = StoreError;
     fn try_from(row: outbox::Model) -> Result<Self, StoreError> {
@@ -808,6 +807,7 @@ impl TryFrom<outbox::Model> for UndeliveredEmail {
     }
 }
 
+/// The message in an outbox row, if its payload is still there.
 pub(crate) fn outbound_email(row: &outbox::Model) -> Result<Option<OutboundEmail>, StoreError> {
     let Some(payload) = row.payload.as_deref() else { return Ok(None) };
     let notification = Notification::try_from(from_json::<StoredNotification>("an outbox payload", payload)?)?;

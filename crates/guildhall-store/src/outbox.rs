@@ -42,16 +42,27 @@ impl Outbox for Store {
             .await
             .map_err(store)?;
         let mut claimed = Vec::with_capacity(rows.len());
-        for row in &rows {
-            if let Some(email) = convert::outbound_email(row)? {
+        let mut leased = Vec::with_capacity(rows.len());
+        for row in rows {
+            let readable = convert::outbound_email(&row).and_then(|email| {
                 let attempts = u32::try_from(row.attempts).map_err(|error| convert::corrupt("attempts", error))?;
-                claimed.push(ClaimedEmail { email, attempts });
+                Ok(email.map(|email| ClaimedEmail { email, attempts }))
+            });
+            match readable {
+                Ok(Some(email)) => {
+                    claimed.push(email);
+                    leased.push(row.id);
+                }
+                Ok(None) => {}
+                // A row this version cannot read would otherwise come first in every
+                // claim and stop all delivery: it becomes a dead letter, with the reason.
+                Err(error) => give_up_unreadable(&tx, row.id, &error).await?,
             }
         }
-        if !rows.is_empty() {
+        if !leased.is_empty() {
             outbox::Entity::update_many()
                 .col_expr(outbox::Column::LeasedUntil, Expr::val(until))
-                .filter(outbox::Column::Id.is_in(rows.iter().map(|row| row.id.clone())))
+                .filter(outbox::Column::Id.is_in(leased))
                 .exec(&tx)
                 .await
                 .map_err(store)?;
@@ -67,10 +78,15 @@ impl Outbox for Store {
             .col_expr(outbox::Column::SentAt, Expr::val(at))
             .col_expr(outbox::Column::LeasedUntil, Expr::val(Option::<i64>::None))
             .filter(outbox::Column::Id.eq(bytes(id.as_uuid())))
+            .filter(unfinished())
             .exec(&tx)
             .await
             .map_err(store)?;
-        require_message(result.rows_affected, id)?;
+        if result.rows_affected == 0 {
+            // Already sent or given up (by another dispatcher whose claim came later):
+            // the first outcome stands.
+            return require_existing(&tx, id).await;
+        }
         erase_secret(&tx, id).await?;
         tx.commit().await.map_err(store)
     }
@@ -80,7 +96,8 @@ impl Outbox for Store {
         let update = outbox::Entity::update_many()
             .col_expr(outbox::Column::Attempts, Expr::col(outbox::Column::Attempts).add(1))
             .col_expr(outbox::Column::LeasedUntil, Expr::val(Option::<i64>::None))
-            .filter(outbox::Column::Id.eq(bytes(id.as_uuid())));
+            .filter(outbox::Column::Id.eq(bytes(id.as_uuid())))
+            .filter(unfinished());
         let (update, reports) = match failure {
             DeliveryFailure::Retry { error, at } => (
                 update
@@ -96,7 +113,10 @@ impl Outbox for Store {
             ),
         };
         let result = update.exec(&tx).await.map_err(store)?;
-        require_message(result.rows_affected, id)?;
+        if result.rows_affected == 0 {
+            // Already sent or given up: the first outcome stands, and nothing is reported.
+            return require_existing(&tx, id).await;
+        }
         if let Some(reports) = reports {
             // It will never be sent: keeping its secret would only be a risk.
             erase_secret(&tx, id).await?;
@@ -114,6 +134,7 @@ impl Outbox for Store {
             outbox::Entity::update_many()
                 .col_expr(outbox::Column::LeasedUntil, Expr::val(Option::<i64>::None))
                 .filter(outbox::Column::Id.is_in(chunk.iter().map(|id| bytes(id.as_uuid()))))
+                .filter(unfinished())
                 .exec(&self.db)
                 .await
                 .map_err(store)?;
@@ -122,8 +143,26 @@ impl Outbox for Store {
     }
 }
 
-fn require_message(rows: u64, id: MessageId) -> Result<(), StoreError> {
-    if rows == 0 { Err(StoreError::new(format!("message {id} is not in the outbox"))) } else { Ok(()) }
+/// Neither sent nor given up.
+fn unfinished() -> sea_orm::Condition {
+    sea_orm::Condition::all().add(outbox::Column::SentAt.is_null()).add(outbox::Column::Dead.eq(false))
+}
+
+/// `Ok` when the message exists (its outcome was recorded before), an error otherwise.
+async fn require_existing<C: ConnectionTrait>(db: &C, id: MessageId) -> Result<(), StoreError> {
+    let found = outbox::Entity::find_by_id(bytes(id.as_uuid())).one(db).await.map_err(store)?;
+    if found.is_some() { Ok(()) } else { Err(StoreError::new(format!("message {id} is not in the outbox"))) }
+}
+
+async fn give_up_unreadable<C: ConnectionTrait>(db: &C, id: Vec<u8>, error: &StoreError) -> Result<(), StoreError> {
+    outbox::Entity::update_many()
+        .col_expr(outbox::Column::Dead, Expr::val(true))
+        .col_expr(outbox::Column::LastError, Expr::val(format!("the stored message cannot be read: {error}")))
+        .filter(outbox::Column::Id.eq(id))
+        .exec(db)
+        .await
+        .map_err(store)?;
+    Ok(())
 }
 
 async fn erase_secret<C: ConnectionTrait>(db: &C, id: MessageId) -> Result<(), StoreError> {

@@ -482,7 +482,7 @@ impl AuditLog for Store {
 #[async_trait]
 impl DeliveryLog for Store {
     /// Newest first by message id; the cursor is the last item's id. Served by the
-    /// partial index `outbox_dead_by_org (org_id, id) WHERE dead`.
+    /// index `outbox_dead_by_org (org_id, dead, id)`.
     async fn undelivered(&self, org: OrgId, page: PageRequest) -> Result<Page<UndeliveredEmail>, StoreError> {
         let after = page.after.as_deref().map(|text| MessageId::parse(text).map_err(|_| bad_cursor())).transpose()?;
         let limit = clamp_limit(page.limit);

@@ -368,8 +368,13 @@ contract_checks! {
         /// `release` makes claimed messages claimable again at once; others stay leased.
         outbox_release_frees_claimed_messages;
         /// `mark_failed(Dead { reports })` queues the reports in the same write (due at
-        /// once); for a message not in the outbox it fails and queues nothing.
+        /// once); for a message not in the outbox, or with a report that cannot be
+        /// inserted, it fails and writes nothing.
         outbox_giving_up_queues_its_reports_with_it;
+        /// Once a message is sent or given up that outcome stands: a later `mark_sent`,
+        /// `mark_failed` (of either kind) or `release` changes nothing and queues no
+        /// report.
+        outbox_the_first_outcome_stands;
         /// `undelivered` pages one organisation's dead letters, newest first by id, with
         /// their recipient, template, attempts and last error; nothing of other
         /// organisations, nothing still being retried.
@@ -2175,6 +2180,16 @@ mod checks {
         let refused =
             store.mark_failed(nowhere, DeliveryFailure::Dead { error: "550".into(), reports: stray.clone() }).await;
         same("giving up a message not in the outbox fails", refused.is_err(), true)?;
+        // A report that cannot be inserted (its id is taken) fails the whole write: the
+        // message is not given up either.
+        let clash = vec![OutboundEmail { id: failed.id, ..stray[0].clone() }];
+        let refused = store.mark_failed(failed.id, DeliveryFailure::Dead { error: "550".into(), reports: clash }).await;
+        same("giving up with a report whose id is taken fails", refused.is_err(), true)?;
+        same(
+            "the message after the failed write: not dead, no attempt counted, claimable after its lease",
+            store.claim(10, at(10) + Duration::minutes(5), Duration::minutes(5)).await?,
+            vec![ClaimedEmail { email: failed.clone(), attempts: 0 }],
+        )?;
         let reports = report(12)?;
         same("one report", reports.len(), 1)?;
         store
@@ -2184,9 +2199,39 @@ mod checks {
             )
             .await?;
         same(
-            "a claim after giving up: the report only, nothing of the refused call",
-            store.claim(10, at(12), Duration::minutes(5)).await?,
+            "a claim after giving up: the report only, nothing of the refused calls",
+            store.claim(10, at(12) + Duration::minutes(5), Duration::minutes(5)).await?,
             vec![ClaimedEmail { email: reports[0].clone(), attempts: 0 }],
+        )
+    }
+
+    pub(super) async fn outbox_the_first_outcome_stands<S: ContractStore + ?Sized>(store: &S) -> Check {
+        let fx = Fixture::new();
+        let org = OrgId::from_uuid(fx.uuid());
+        let to = email("ann@example.com")?;
+        let sent = OutboundEmail { org: Some(org), ..fx.email(&to, 1, false) };
+        let dead = OutboundEmail { org: Some(org), ..fx.email(&to, 2, false) };
+        commit(store, "two emails", ChangeSet { emails: vec![sent.clone(), dead.clone()], ..ChangeSet::new() }).await?;
+        same("the claim", claimed_ids(&store.claim(10, at(10), Duration::minutes(5)).await?), vec![sent.id, dead.id])?;
+        store.mark_sent(sent.id, at(11)).await?;
+        store.mark_failed(dead.id, DeliveryFailure::Dead { error: "550 first".into(), reports: Vec::new() }).await?;
+
+        // Late outcomes from a dispatcher whose lease ran out change nothing.
+        let late_report = OutboundEmail { org: Some(org), ..fx.email(&email("ops@example.com")?, 3, false) };
+        store
+            .mark_failed(sent.id, DeliveryFailure::Dead { error: "550 late".into(), reports: vec![late_report] })
+            .await?;
+        store.mark_failed(sent.id, DeliveryFailure::Retry { error: "451 late".into(), at: at(12) }).await?;
+        store.mark_sent(dead.id, at(13)).await?;
+        store.mark_failed(dead.id, DeliveryFailure::Retry { error: "451 late".into(), at: at(12) }).await?;
+        store.release(&[sent.id, dead.id]).await?;
+
+        same("nothing to claim: no report queued, nothing revived", claim_everything(store).await?, Vec::new())?;
+        let undelivered = store.undelivered(org, PageRequest::first(10)).await?;
+        same(
+            "the dead letters: only the one given up, with its first error and one attempt",
+            undelivered.items.iter().map(|item| (item.id, item.last_error.clone(), item.attempts)).collect::<Vec<_>>(),
+            vec![(dead.id, Some("550 first".to_owned()), 1)],
         )
     }
 

@@ -23,6 +23,8 @@ fn message_mut(state: &mut StoreSnapshot, id: MessageId) -> Result<&mut OutboxRe
 /// sent, not dead, due (`next_attempt_at <= now`; new messages are due at once) and not
 /// under a lease that ends after `now`. Messages are claimed oldest first (queued time,
 /// then id). Sending or giving up erases the payload of a message that carries a secret.
+/// Once a message is sent or given up, that outcome stands: a later `mark_sent`,
+/// `mark_failed` or `release` of it changes nothing (and queues no report).
 #[async_trait]
 impl Outbox for MemoryStore {
     async fn claim(&self, limit: u32, now: DateTime<Utc>, lease: Duration) -> Result<Vec<ClaimedEmail>, StoreError> {
@@ -50,6 +52,11 @@ impl Outbox for MemoryStore {
     async fn mark_sent(&self, id: MessageId, at: DateTime<Utc>) -> Result<(), StoreError> {
         let mut inner = self.lock()?;
         let message = message_mut(&mut inner.state, id)?;
+        if message.is_finished() {
+            // Sent or given up before (by a dispatcher whose claim came later): the first
+            // outcome stands.
+            return Ok(());
+        }
         message.sent_at = Some(at);
         message.leased_until = None;
         message.erase_secret();
@@ -64,7 +71,10 @@ impl Outbox for MemoryStore {
             DeliveryFailure::Dead { reports, .. } => reports.clone(),
         };
         // All or nothing, as a SQL store's transaction: check before changing anything.
-        message_mut(state, id)?;
+        if message_mut(state, id)?.is_finished() {
+            // The first outcome stands, and nothing is reported.
+            return Ok(());
+        }
         for report in &reports {
             if state.outbox.iter().any(|m| m.id == report.id) {
                 return Err(store_error(format!("message {} is already in the outbox", report.id)));
@@ -91,7 +101,7 @@ impl Outbox for MemoryStore {
 
     async fn release(&self, ids: &[MessageId]) -> Result<(), StoreError> {
         let mut inner = self.lock()?;
-        for message in inner.state.outbox.iter_mut().filter(|m| ids.contains(&m.id)) {
+        for message in inner.state.outbox.iter_mut().filter(|m| ids.contains(&m.id) && !m.is_finished()) {
             message.leased_until = None;
         }
         Ok(())

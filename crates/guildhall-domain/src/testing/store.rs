@@ -77,6 +77,12 @@ impl OutboxRecord {
         }
     }
 
+    /// Whether it was sent or given up.
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.sent_at.is_some() || self.dead
+    }
+
     /// Drops the payload if it carries a secret.
     pub(super) fn erase_secret(&mut self) {
         if self.payload.as_ref().is_some_and(|email| email.notification.carries_secret()) {

@@ -77,6 +77,7 @@ contract_tests! {
     a_retried_message_is_due_again_at_its_time_with_one_more_attempt => outbox_retry_is_due_at_its_time_with_one_more_attempt;
     released_messages_can_be_claimed_again_at_once => outbox_release_frees_claimed_messages;
     giving_up_a_message_queues_its_failure_reports_in_the_same_write => outbox_giving_up_queues_its_reports_with_it;
+    a_sent_or_given_up_message_keeps_its_first_outcome => outbox_the_first_outcome_stands;
     an_organisations_dead_letters_are_listed_newest_first_and_only_its_own => undelivered_lists_an_organisations_dead_letters_newest_first;
     a_sent_message_is_never_claimed_again_and_loses_its_secret => outbox_mark_sent_stops_delivery_and_erases_secrets;
     a_dead_letter_is_never_claimed_again_and_loses_its_secret => outbox_dead_letters_are_never_claimed_and_lose_their_secret;

@@ -78,6 +78,23 @@ impl SmtpSink {
     /// # Errors
     /// [`SinkError::Missing`] without aiosmtpd; [`SinkError::Failed`] otherwise.
     pub async fn start_on(port: u16) -> Result<Self, SinkError> {
+        Self::launch(port, None).await
+    }
+
+    /// [`Self::start_or_skip`] for a server that requires these credentials.
+    ///
+    /// # Panics
+    /// When the sink does not start, and under `CI=true` when aiosmtpd is missing.
+    pub async fn start_requiring_auth_or_skip(user: &str, password: &str) -> Option<Self> {
+        let port = free_port().map_err(|error| SinkError::Failed(error.to_string()));
+        let started = match port {
+            Ok(port) => Self::launch(port, Some((user, password))).await,
+            Err(error) => Err(error),
+        };
+        skip_if_missing(started)
+    }
+
+    async fn launch(port: u16, credentials: Option<(&str, &str)>) -> Result<Self, SinkError> {
         static SINKS: AtomicU64 = AtomicU64::new(0);
         let failed = |what: &str, error: &dyn std::fmt::Display| SinkError::Failed(format!("{what}: {error}"));
         let dir = std::env::temp_dir().join(format!(
@@ -92,6 +109,7 @@ impl SmtpSink {
             .arg(SCRIPT)
             .arg(&sink.dir)
             .arg(port.to_string())
+            .args(credentials.map(|(user, password)| [user, password]).into_iter().flatten())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -1,12 +1,14 @@
 """A real SMTP server for Guildhall's tests, on aiosmtpd.
 
-Usage: python3 smtp_sink.py OUT_DIR PORT
+Usage: python3 smtp_sink.py OUT_DIR PORT [USER PASSWORD]
 
 Listens on 127.0.0.1:PORT, prints READY once it accepts connections, and writes every
 message it accepts to OUT_DIR as NNNNNN.eml (the bytes received) beside NNNNNN.rcpt (the
 envelope recipients, one per line); the .rcpt file is renamed into place first, then the
 .eml, so a reader that sees the .eml sees both whole. Stops when its standard input
-closes (the test process ended or dropped it).
+closes (the test process ended or dropped it). With USER and PASSWORD it requires
+authentication (PLAIN or LOGIN, allowed without TLS on loopback) and answers 535 to any
+other credentials.
 
 Recipients choose the server's answer by their local part:
   reject...    550 5.1.1 (permanent)
@@ -20,6 +22,7 @@ import sys
 
 try:
     from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
 except ImportError:
     print("MISSING aiosmtpd", flush=True)
     sys.exit(3)
@@ -59,7 +62,16 @@ class Sink:
 
 def main():
     out, port = sys.argv[1], int(sys.argv[2])
-    controller = Controller(Sink(out), hostname="127.0.0.1", port=port)
+    options = {}
+    if len(sys.argv) > 4:
+        user, password = sys.argv[3].encode(), sys.argv[4].encode()
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (user, password)
+            return AuthResult(success=ok, handled=False)
+
+        options = {"authenticator": authenticator, "auth_required": True, "auth_require_tls": False}
+    controller = Controller(Sink(out), hostname="127.0.0.1", port=port, **options)
     controller.start()
     print("READY", flush=True)
     try:

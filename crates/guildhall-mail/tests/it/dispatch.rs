@@ -41,7 +41,44 @@ fn the_backoff_doubles_from_the_first_retry_up_to_the_cap() {
     };
     let delays: Vec<i64> = (1..=7).map(|attempts| settings.backoff(attempts).num_seconds()).collect();
     assert_eq!(delays, [30, 60, 120, 240, 480, 600, 600]);
+    assert_eq!(settings.backoff(32), Duration::minutes(10), "no overflow into a negative delay");
     assert_eq!(settings.backoff(u32::MAX), Duration::minutes(10), "no overflow");
+}
+
+#[test]
+fn settings_that_cannot_work_are_refused_with_the_setting_named() {
+    let refused = |settings: DispatchSettings| settings.validate().unwrap_err().setting;
+    let base = DispatchSettings::default;
+    assert_eq!(base().validate(), Ok(()));
+    assert_eq!(refused(DispatchSettings { batch_size: 0, ..base() }), "batch_size");
+    assert_eq!(refused(DispatchSettings { concurrency: 0, ..base() }), "concurrency");
+    assert_eq!(refused(DispatchSettings { max_attempts: 0, ..base() }), "max_attempts");
+    assert_eq!(refused(DispatchSettings { lease: Duration::seconds(5), ..base() }), "lease");
+    assert_eq!(refused(DispatchSettings { first_retry: Duration::zero(), ..base() }), "first_retry");
+    assert_eq!(refused(DispatchSettings { max_retry: Duration::seconds(1), ..base() }), "max_retry");
+    assert_eq!(refused(DispatchSettings { idle_poll: StdDuration::ZERO, ..base() }), "idle_poll");
+}
+
+#[tokio::test]
+async fn a_batch_whose_lease_is_nearly_over_starts_nothing_more_and_releases_the_rest() {
+    let p = Practice::new().await;
+    p.queue((0..4).map(|n| message(p.kit.clock.as_ref(), n)).collect()).await;
+    let (started_tx, mut started) = mpsc::unbounded_channel();
+    let gate = Arc::new(Gate { started: started_tx, permits: Semaphore::new(0) });
+    let dispatch = dispatcher(&p.kit, gate.clone(), DispatchSettings { concurrency: 1, ..settings() });
+
+    let batch = tokio::spawn({
+        let dispatch = dispatch.clone();
+        async move { dispatch.dispatch_once().await }
+    });
+    started.recv().await.unwrap();
+    // The first send takes until nine tenths of the lease have passed.
+    p.kit.clock.advance(dispatch.settings().lease * 9 / 10);
+    gate.permits.add_permits(1);
+    let report = batch.await.unwrap().unwrap();
+
+    assert_eq!(report, DispatchReport { claimed: 4, sent: 1, released: 3, ..DispatchReport::default() });
+    assert!(started.try_recv().is_err());
 }
 
 /// Holds each send until the test lets it through, and says when one has started.
@@ -173,7 +210,8 @@ async fn several_dispatchers_send_every_message_once(url: String) {
             ids: ids.clone() as Arc<dyn IdGenerator>,
         };
         let dispatch =
-            Dispatcher::new(ports, composer(), DispatchSettings { batch_size: 7, concurrency: 2, ..settings() });
+            Dispatcher::new(ports, composer(), DispatchSettings { batch_size: 7, concurrency: 2, ..settings() })
+                .unwrap();
         running.push(tokio::spawn(async move {
             let mut mine = DispatchReport::default();
             loop {

@@ -13,7 +13,7 @@ use guildhall_domain::role::builtin;
 use guildhall_domain::usecases::SignUp;
 use guildhall_domain::values::EmailAddress;
 use guildhall_mail::testing::{SmtpSink, free_port, smtp_settings};
-use guildhall_mail::{DispatchReport, DispatchSettings, SmtpTransport};
+use guildhall_mail::{DispatchReport, DispatchSettings, SmtpSettings, SmtpTransport};
 
 use crate::support::{Mail, Practice, dispatcher, settings};
 
@@ -208,4 +208,47 @@ async fn a_message_that_keeps_failing_for_now_is_given_up_after_the_last_attempt
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].attempts, 3);
     assert!(dead[0].last_error.as_deref().unwrap().contains("gave up after 3 attempts"), "{:?}", dead[0].last_error);
+}
+
+#[tokio::test]
+async fn rejected_credentials_are_retried_not_given_up_and_the_right_ones_deliver() {
+    let Some(sink) = SmtpSink::start_requiring_auth_or_skip("guildhall", "s3cret-relay").await else { return };
+    let p = Practice::new().await;
+    p.queue(vec![message(&p, 1, "member@example.com")]).await;
+    let wrong = SmtpSettings { credentials: Some(("guildhall".into(), "wrong".into())), ..sink.settings() };
+    let right = SmtpSettings { credentials: Some(("guildhall".into(), "s3cret-relay".into())), ..sink.settings() };
+
+    let refused = dispatcher(&p.kit, Arc::new(SmtpTransport::new(&wrong).unwrap()), settings()).dispatch_once().await;
+    assert_eq!(refused.unwrap(), DispatchReport { claimed: 1, retried: 1, ..DispatchReport::default() });
+    let record = p.kit.store.outbox().pop().unwrap();
+    assert!(record.last_error.as_deref().unwrap().contains("535"), "{:?}", record.last_error);
+    assert!(!format!("{wrong:?}").contains("wrong"), "settings never print the password");
+
+    p.kit.clock.advance(Duration::minutes(1));
+    let sent = dispatcher(&p.kit, Arc::new(SmtpTransport::new(&right).unwrap()), settings()).dispatch_once().await;
+    assert_eq!(sent.unwrap().sent, 1);
+    assert_eq!(sink.wait_for(1, WAIT).await.unwrap()[0].recipients, ["member@example.com"]);
+}
+
+#[tokio::test]
+async fn a_server_that_accepts_and_then_says_nothing_costs_one_timeout_not_a_stuck_dispatcher() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let p = Practice::new().await;
+    p.queue(vec![message(&p, 1, "member@example.com")]).await;
+    let stalled = SmtpSettings { timeout: StdDuration::from_millis(500), ..smtp_settings(port) };
+    let dispatch = dispatcher(&p.kit, Arc::new(SmtpTransport::new(&stalled).unwrap()), settings());
+
+    let report = tokio::time::timeout(StdDuration::from_secs(10), dispatch.dispatch_once()).await.unwrap().unwrap();
+
+    assert_eq!(report, DispatchReport { claimed: 1, retried: 1, ..DispatchReport::default() });
+    let record = p.kit.store.outbox().pop().unwrap();
+    assert!(record.last_error.as_deref().unwrap().contains("did not answer within"), "{:?}", record.last_error);
+    silent.abort();
 }

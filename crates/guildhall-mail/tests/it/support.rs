@@ -31,7 +31,7 @@ pub fn dispatcher(kit: &TestKit, transport: Arc<dyn Transport>, settings: Dispat
         clock: kit.clock.clone(),
         ids: kit.ids.clone(),
     };
-    Dispatcher::new(ports, composer(), settings)
+    Dispatcher::new(ports, composer(), settings).unwrap()
 }
 
 /// A practice with an administrator, whose failed-messaging reports go to

@@ -85,6 +85,7 @@ contract_tests!(
     outbox_retry_is_due_at_its_time_with_one_more_attempt,
     outbox_release_frees_claimed_messages,
     outbox_giving_up_queues_its_reports_with_it,
+    outbox_the_first_outcome_stands,
     undelivered_lists_an_organisations_dead_letters_newest_first,
     outbox_mark_sent_stops_delivery_and_erases_secrets,
     outbox_dead_letters_are_never_claimed_and_lose_their_secret,

@@ -14,8 +14,9 @@ use guildhall_domain::notification::{Notification, OutboundEmail};
 use guildhall_domain::org::{Facility, JoinPolicy, RunOutcome, RunRecord};
 use guildhall_domain::password::Password;
 use guildhall_domain::ports::{
-    AuditLog, Change, ChangeSet, ClaimedEmail, DeliveryFailure, Duplicate, InvitationRepository, JoinRequestRepository,
-    MembershipRepository, OrganisationRepository, Outbox, Precondition, TokenRepository, UserRepository,
+    AuditLog, Change, ChangeSet, ClaimedEmail, DeliveryFailure, DeliveryLog, Duplicate, InvitationRepository,
+    JoinRequestRepository, MembershipRepository, OrganisationRepository, Outbox, Precondition, TokenRepository,
+    UnitOfWork, UserRepository,
 };
 use guildhall_domain::query::{MemberQuery, PageRequest};
 use guildhall_domain::role::{Role, RoleGrant, builtin};
@@ -42,6 +43,8 @@ on_both!(
     tokens_and_sessions_follow_their_lifecycle,
     audit_and_runs_page_newest_first,
     outbox_claims_leases_and_erases_secrets,
+    an_unreadable_outbox_row_is_given_up_and_does_not_block_the_others,
+    the_dead_letter_list_uses_its_index,
     member_search_matches_the_reference_on_every_filter_and_page,
     renaming_an_account_moves_it_in_every_member_list,
     a_failed_commit_leaves_no_partial_state,
@@ -660,6 +663,72 @@ async fn outbox_claims_leases_and_erases_secrets(fresh: Fresh) {
         .map(|row| MessageId::from_uuid(uuid::Uuid::from_slice(&row.try_get::<Vec<u8>>("", "id").unwrap()).unwrap()))
         .collect();
     assert_eq!(stored, kept);
+}
+
+/// A row this version cannot read (a payload written by a newer version, or damaged)
+/// becomes a dead letter with the reason instead of failing every claim after it.
+async fn an_unreadable_outbox_row_is_given_up_and_does_not_block_the_others(fresh: Fresh) {
+    let store = fresh().await;
+    let org = OrgId::from_uuid(uuid(7));
+    let mut good = message(2, "b@example.com", Notification::PasswordChanged { at: at(1) });
+    good.org = Some(org);
+    let mut bad = message(1, "a@example.com", Notification::PasswordChanged { at: at(0) });
+    bad.org = Some(org);
+    store.commit(ChangeSet { emails: vec![bad.clone(), good.clone()], ..ChangeSet::new() }).await.unwrap();
+    let db = store.connection();
+    let damage = Statement::from_sql_and_values(
+        db.get_database_backend(),
+        match db.get_database_backend() {
+            sea_orm::DatabaseBackend::Postgres => {
+                "UPDATE outbox SET payload = '{\"kind\":\"from_the_future\"}' WHERE id = $1"
+            }
+            _ => "UPDATE outbox SET payload = '{\"kind\":\"from_the_future\"}' WHERE id = ?",
+        },
+        [uuid(1).as_bytes().to_vec().into()],
+    );
+    db.execute_raw(damage).await.unwrap();
+
+    let claimed = store.claim(10, at(10), Duration::minutes(5)).await.unwrap();
+    assert_eq!(claimed.iter().map(|c| c.email.id).collect::<Vec<_>>(), vec![good.id]);
+    let dead = store.undelivered(org, PageRequest::first(10)).await.unwrap().items;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].id, bad.id);
+    assert!(dead[0].last_error.as_deref().unwrap().starts_with("the stored message cannot be read"), "{dead:?}");
+    assert!(store.claim(10, at(20), Duration::minutes(5)).await.unwrap().is_empty(), "the good one is leased");
+}
+
+/// The dead-letter list is one seek on its index, without a sort, on both databases.
+async fn the_dead_letter_list_uses_its_index(fresh: Fresh) {
+    let store = fresh().await;
+    // An outbox of some size, mostly delivered, with statistics (SQLite's connections run
+    // `PRAGMA optimize`; PostgreSQL autovacuum analyses): on a few rows any plan will do.
+    let emails: Vec<OutboundEmail> = (1..=600)
+        .map(|n| {
+            let mut email = message(n, "a@example.com", Notification::PasswordChanged { at: at(0) });
+            email.org = Some(OrgId::from_uuid(uuid(n % 30)));
+            email
+        })
+        .collect();
+    store.commit(ChangeSet { emails, ..ChangeSet::new() }).await.unwrap();
+    let db = store.connection();
+    let backend = db.get_database_backend();
+    db.execute_unprepared("UPDATE outbox SET sent_at = 1 WHERE attempts = 0").await.unwrap();
+    db.execute_unprepared("ANALYZE").await.unwrap();
+    let (explain, org) = match backend {
+        sea_orm::DatabaseBackend::Postgres => ("EXPLAIN", "'\\x00000000000000000000000000000007'::bytea"),
+        _ => ("EXPLAIN QUERY PLAN", "x'00000000000000000000000000000007'"),
+    };
+    // The statement the store issues, as sea-query renders it.
+    let sql = format!(
+        "{explain} SELECT * FROM outbox WHERE outbox.org_id = {org} AND outbox.dead = TRUE ORDER BY outbox.id DESC LIMIT 11"
+    );
+    let rows = db.query_all_raw(Statement::from_string(backend, sql)).await.unwrap();
+    let plan: Vec<String> = rows
+        .iter()
+        .map(|row| row.try_get::<String>("", "detail").or_else(|_| row.try_get::<String>("", "QUERY PLAN")).unwrap())
+        .collect();
+    assert!(plan.iter().any(|line| line.contains("outbox_dead_by_org")), "{plan:?}");
+    assert!(!plan.iter().any(|line| line.contains("TEMP B-TREE") || line.contains("Sort")), "no sort: {plan:?}");
 }
 
 async fn member_search_matches_the_reference_on_every_filter_and_page(fresh: Fresh) {
