@@ -16,8 +16,8 @@ use guildhall_domain::token::Token;
 use guildhall_domain::values::{EmailAddress, Note, Topic};
 use guildhall_mail::render::{Links, RenderedEmail, Renderer};
 
-const TOKEN: &str = "5f0c6a3e9b1d47c2a8e4f6b0d2c4e6a81b3d5f7092a4c6e8f0a2b4c6d8e0f1a3";
-const TEMPORARY_PASSWORD: &str = "Tidy-Otter-42-Lantern";
+pub(crate) const TOKEN: &str = "5f0c6a3e9b1d47c2a8e4f6b0d2c4e6a81b3d5f7092a4c6e8f0a2b4c6d8e0f1a3";
+pub(crate) const TEMPORARY_PASSWORD: &str = "Tidy-Otter-42-Lantern";
 const ORG: u128 = 0x0192_f4c6_7d3a_7b8e_9c1d_2e3f_4a5b_6c7d;
 const JOIN_REQUEST: u128 = 0x0192_f4c6_7d3a_7b8e_9c1d_0000_0000_0042;
 

@@ -252,3 +252,50 @@ async fn a_server_that_accepts_and_then_says_nothing_costs_one_timeout_not_a_stu
     assert!(record.last_error.as_deref().unwrap().contains("did not answer within"), "{:?}", record.last_error);
     silent.abort();
 }
+
+/// Collects everything logged, at every level, while a test runs.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_token_or_temporary_password_reaches_the_logs_whether_delivery_succeeds_or_fails() {
+    let Some(sink) = SmtpSink::start_or_skip().await else { return };
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber =
+        tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(move || writer.clone()).finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+    let p = Practice::new().await;
+    let samples = crate::render::samples();
+    // Each sample twice: once to a good address, once to one the server refuses (550).
+    let refused: Vec<OutboundEmail> = samples
+        .iter()
+        .map(|sample| OutboundEmail {
+            id: guildhall_domain::ids::MessageId::from_uuid(uuid::Uuid::from_u128(
+                sample.id.as_uuid().as_u128() + 0x100,
+            )),
+            to: EmailAddress::parse("reject.me@example.com").unwrap(),
+            ..sample.clone()
+        })
+        .collect();
+    p.queue(samples.iter().cloned().chain(refused).collect()).await;
+
+    let report = dispatcher(&p.kit, smtp(sink.port()), settings()).dispatch_once().await.unwrap();
+
+    assert_eq!((report.sent, report.dead), (samples.len(), samples.len()));
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("sent") && logs.contains("given up"), "the dispatcher logged its work:\n{logs}");
+    assert!(!logs.contains(crate::render::TOKEN), "a token was logged:\n{logs}");
+    assert!(!logs.contains(crate::render::TEMPORARY_PASSWORD), "a temporary password was logged:\n{logs}");
+}
