@@ -1,10 +1,13 @@
-//! `cargo xtask bench store`: member-list page latency of a large organisation on SQLite
-//! and PostgreSQL (issue 4's acceptance figures).
+//! `cargo xtask bench`: performance figures, reported here and in `docs/benchmarks.md`,
+//! never asserted in tests.
 //!
-//! Builds `crates/guildhall-store/examples/member_pages.rs` in release mode, runs it once
-//! per database on a quiet machine, prints one table and writes every figure as JSON to
-//! `<target dir>/bench/store-<UTC timestamp>.json`. Performance targets are reported
-//! here, never asserted in tests.
+//! * `bench store`: member-list page latency of a large organisation on SQLite and
+//!   PostgreSQL (issue 4's acceptance figures). Builds
+//!   `crates/guildhall-store/examples/member_pages.rs` in release mode, runs it once per
+//!   database on a quiet machine, prints one table and writes every figure as JSON to
+//!   `<target dir>/bench/store-<UTC timestamp>.json`.
+//! * `bench mail` ([`mail`]): the outbox dispatcher's delivery throughput to aiosmtpd on
+//!   loopback, by `crates/guildhall-mail/examples/throughput.rs`.
 //!
 //! # The quiet-machine gate
 //!
@@ -21,7 +24,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::workspace::Workspace;
+use crate::workspace::{Workspace, display_command};
+
+mod mail;
 
 /// Runnable tasks other than ours that still count as a quiet machine.
 const MAX_OTHER_LOAD: f64 = 0.5;
@@ -32,18 +37,54 @@ const QUIET_POLL: Duration = Duration::from_secs(5);
 /// `USER_HZ`, the unit of the times in `/proc/<pid>/stat` (100 on every Linux ABI).
 const USER_HZ: f64 = 100.0;
 
-const PROGRAM: &str = "member_pages";
-const BUILD: &[&str] = &[
-    "build",
-    "--release",
-    "--package",
-    "guildhall-store",
-    "--example",
-    PROGRAM,
-    "--message-format=json-render-diagnostics",
-];
+/// A benchmark program: an example, built in release mode.
+#[derive(Debug, Clone, Copy)]
+struct Example {
+    package: &'static str,
+    name: &'static str,
+    features: &'static [&'static str],
+}
+
+impl Example {
+    fn build_args(&self) -> Vec<&'static str> {
+        let mut args = vec!["build", "--release", "--package", self.package, "--example", self.name];
+        for feature in self.features {
+            args.extend(["--features", feature]);
+        }
+        args.push("--message-format=json-render-diagnostics");
+        args
+    }
+}
+
+const MEMBER_PAGES: Example = Example { package: "guildhall-store", name: "member_pages", features: &[] };
 const POSTGRES_URL_VARS: [&str; 2] = ["GUILDHALL_BENCH_POSTGRES_URL", "GUILDHALL_TEST_POSTGRES_URL"];
 
+/// `cargo xtask bench <benchmark> [options]`.
+#[derive(Debug)]
+pub enum Benchmark {
+    Store(Options),
+    Mail(mail::Options),
+}
+
+impl Benchmark {
+    /// `store [options]` or `mail [options]`.
+    pub fn parse(args: &[&str]) -> Result<Self, String> {
+        match args {
+            ["store", rest @ ..] => Options::parse(rest).map(Self::Store),
+            ["mail", rest @ ..] => mail::Options::parse(rest).map(Self::Mail),
+            _ => Err("`bench` runs `store` or `mail`: `cargo xtask bench store`, `cargo xtask bench mail`".to_owned()),
+        }
+    }
+
+    pub fn run(&self, workspace: &Workspace) -> Result<(), String> {
+        match self {
+            Self::Store(options) => store(workspace, options),
+            Self::Mail(options) => mail::run(workspace, options),
+        }
+    }
+}
+
+/// `bench store`'s options.
 #[derive(Debug)]
 pub struct Options {
     databases: Vec<&'static str>,
@@ -52,14 +93,11 @@ pub struct Options {
 }
 
 impl Options {
-    /// `store [--database sqlite|postgres] [program options]`.
-    pub fn parse(args: &[&str]) -> Result<Self, String> {
-        let ["store", rest @ ..] = args else {
-            return Err("`bench` has one benchmark: `cargo xtask bench store`".to_owned());
-        };
+    /// `[--database sqlite|postgres] [program options]`, after `store`.
+    fn parse(args: &[&str]) -> Result<Self, String> {
         let mut databases = Vec::new();
         let mut program_args = Vec::new();
-        let mut rest = rest.iter();
+        let mut rest = args.iter();
         while let Some(arg) = rest.next() {
             if *arg == "--database" {
                 match rest.next().copied() {
@@ -131,9 +169,15 @@ impl Gate {
     fn other(self) -> f64 {
         (self.load - self.own).max(0.0)
     }
+
+    /// `load 0.62 (own work ~0.31, other 0.31)`.
+    fn describe(self) -> String {
+        format!("load {:.2} (own work ~{:.2}, other {:.2})", self.load, self.own, self.other())
+    }
 }
 
-fn wait_for_quiet(own: &OwnWork, database: &str) -> Result<Gate, String> {
+/// Waits until the machine is quiet enough for the `run` to report figures.
+fn wait_for_quiet(own: &OwnWork, run: &str) -> Result<Gate, String> {
     let started = Instant::now();
     let mut said = false;
     loop {
@@ -146,7 +190,7 @@ fn wait_for_quiet(own: &OwnWork, database: &str) -> Result<Gate, String> {
             return Err(format!(
                 "the machine is busy: the 1-minute load average is {:.2}, of which about {:.2} is this \
                  benchmark's own build and runs, leaving {:.2} runnable tasks of other work (at most \
-                 {MAX_OTHER_LOAD} allowed). Waited {} s before the {database} run; no figures are reported \
+                 {MAX_OTHER_LOAD} allowed). Waited {} s before the {run} run; no figures are reported \
                  from a busy machine. Run it again when the machine is idle.",
                 gate.load,
                 gate.own,
@@ -195,7 +239,7 @@ fn children_cpu_seconds() -> Result<f64, String> {
 
 // ---- running -------------------------------------------------------------------------------
 
-pub fn store(workspace: &Workspace, options: &Options) -> Result<(), String> {
+fn store(workspace: &Workspace, options: &Options) -> Result<(), String> {
     let started_at = SystemTime::now();
     let postgres_url = POSTGRES_URL_VARS.iter().find(|key| std::env::var(key).is_ok_and(|url| !url.is_empty()));
     let databases = if options.databases.is_empty() {
@@ -213,17 +257,14 @@ pub fn store(workspace: &Workspace, options: &Options) -> Result<(), String> {
     };
 
     let mut own = OwnWork::default();
-    eprintln!("==> building the benchmark: cargo {}", BUILD.join(" "));
-    let program = own.measure(|| build(workspace))?;
+    let program = own.measure(|| build(workspace, MEMBER_PAGES))?;
 
     let mut runs = Vec::new();
     for database in databases {
         let gate = wait_for_quiet(&own, database)?;
         eprintln!(
-            "==> {database}: load {:.2} (own work ~{:.2}, other {:.2}); {} {}",
-            gate.load,
-            gate.own,
-            gate.other(),
+            "==> {database}: {}; {} {}",
+            gate.describe(),
             program.display(),
             run_args(database, options).join(" ")
         );
@@ -232,17 +273,19 @@ pub fn store(workspace: &Workspace, options: &Options) -> Result<(), String> {
     }
 
     print!("{}", table(&runs));
-    let path = write_json(&target_dir(workspace, &program), started_at, options, &runs)?;
+    let path = write_json(&report_dir(workspace, &program)?, started_at, options, &runs)?;
     println!("figures written to {}", path.display());
     Ok(())
 }
 
 /// Builds the program and returns its path, read from cargo's JSON messages (which follow
 /// any `--target-dir` or `CARGO_TARGET_DIR`).
-fn build(workspace: &Workspace) -> Result<PathBuf, String> {
-    let shown = format!("cargo {}", BUILD.join(" "));
+fn build(workspace: &Workspace, example: Example) -> Result<PathBuf, String> {
+    let args = example.build_args();
+    let shown = display_command(&args);
+    eprintln!("==> building the benchmark: {shown}");
     let output = workspace
-        .clean_cargo_command(BUILD)
+        .clean_cargo_command(&args)
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
@@ -256,8 +299,8 @@ fn build(workspace: &Workspace) -> Result<PathBuf, String> {
         .filter(|line| line.contains("\"reason\":\"compiler-artifact\""))
         .filter_map(|line| json_string_field(line, "executable"))
         .map(PathBuf::from)
-        .find(|path| path.file_stem().is_some_and(|stem| stem == PROGRAM))
-        .ok_or_else(|| format!("`{shown}` did not report where it put the {PROGRAM} executable"))
+        .find(|path| path.file_stem().is_some_and(|stem| stem == example.name))
+        .ok_or_else(|| format!("`{shown}` did not report where it put the {} executable", example.name))
 }
 
 /// The string value of `"key":"..."` in one line of cargo's JSON output.
@@ -279,13 +322,16 @@ fn json_string_field(line: &str, key: &str) -> Option<String> {
     None
 }
 
-/// `<target>/release/examples/member_pages` → `<target>`.
-fn target_dir(workspace: &Workspace, program: &Path) -> PathBuf {
-    program
+/// `<target>/release/examples/member_pages` → `<target>/bench`, created when missing.
+fn report_dir(workspace: &Workspace, program: &Path) -> Result<PathBuf, String> {
+    let target = program
         .parent()
         .and_then(Path::parent)
         .and_then(Path::parent)
-        .map_or_else(|| workspace.root().join("target"), Path::to_path_buf)
+        .map_or_else(|| workspace.root().join("target"), Path::to_path_buf);
+    let dir = target.join("bench");
+    std::fs::create_dir_all(&dir).map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
+    Ok(dir)
 }
 
 fn run_args(database: &str, options: &Options) -> Vec<String> {
@@ -420,11 +466,9 @@ fn table(runs: &[Run]) -> String {
 
 // ---- the JSON report -----------------------------------------------------------------------
 
-fn write_json(target: &Path, started_at: SystemTime, options: &Options, runs: &[Run]) -> Result<PathBuf, String> {
+fn write_json(dir: &Path, started_at: SystemTime, options: &Options, runs: &[Run]) -> Result<PathBuf, String> {
     let seconds = started_at.duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs());
     let (date, time) = utc(seconds);
-    let dir = target.join("bench");
-    std::fs::create_dir_all(&dir).map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
     let path = dir.join(format!("store-{}T{}Z.json", date.replace('-', ""), time.replace(':', "")));
 
     let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
@@ -505,6 +549,40 @@ fn utc(seconds: u64) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bench_names_its_benchmark_first() {
+        let Ok(Benchmark::Store(store)) = Benchmark::parse(&["store", "--database", "sqlite", "--members", "200000"])
+        else {
+            panic!("`bench store` was not parsed as the store benchmark");
+        };
+        assert_eq!(store.databases, ["sqlite"]);
+        assert_eq!(store.program_args, ["--members", "200000"]);
+        assert!(matches!(Benchmark::parse(&["mail", "--messages", "500"]), Ok(Benchmark::Mail(_))));
+        for unknown in [&[][..], &["disk"], &["--members", "10", "store"]] {
+            let error = Benchmark::parse(unknown).unwrap_err();
+            assert!(error.contains("`store` or `mail`"), "{unknown:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn bench_store_refuses_an_unknown_database_and_its_own_format_option() {
+        assert!(Benchmark::parse(&["store", "--database", "mysql"]).is_err());
+        assert!(Benchmark::parse(&["store", "--format", "table"]).is_err());
+    }
+
+    #[test]
+    fn examples_build_in_release_with_their_features() {
+        assert_eq!(
+            MEMBER_PAGES.build_args().join(" "),
+            "build --release --package guildhall-store --example member_pages --message-format=json-render-diagnostics"
+        );
+        assert_eq!(
+            mail::THROUGHPUT.build_args().join(" "),
+            "build --release --package guildhall-mail --example throughput --features testing \
+             --message-format=json-render-diagnostics"
+        );
+    }
 
     #[test]
     fn utc_dates_follow_the_civil_calendar() {

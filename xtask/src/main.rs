@@ -36,6 +36,15 @@ Tasks:
                      <target dir>/bench/store-<UTC time>.json. OPTIONS go to the program:
                      --members N, --page-size N, --samples N, --warmup N, --deep-page N,
                      --batch N, --text TEXT (see docs/benchmarks.md)
+  bench mail [--messages N] [--concurrency LIST] [--batch N] [OPTIONS]
+                     delivery throughput of the outbox dispatcher to aiosmtpd on loopback
+                     (python3 -m pip install aiosmtpd): builds
+                     crates/guildhall-mail/examples/throughput.rs in release, runs Dispatcher::run
+                     over N messages (default 2000) per concurrency setting (default 1,4,8), batch
+                     N (default 32), once the machine is quiet; prints a table (also the time to
+                     render and compose a message, and FileTransport runs) and writes
+                     <target dir>/bench/mail.json. OPTIONS go to the program: --connections N,
+                     --transports smtp,file (see docs/benchmarks.md)
   help               print this text
 ";
 
@@ -52,8 +61,8 @@ fn main() -> ExitCode {
             Ok(options) => with_workspace(|ws| ci::run(ws, options)),
             Err(message) => return usage_error(&message),
         },
-        ["bench", rest @ ..] => match bench::Options::parse(rest) {
-            Ok(options) => with_workspace(|ws| bench::store(ws, &options)),
+        ["bench", rest @ ..] => match bench::Benchmark::parse(rest) {
+            Ok(benchmark) => with_workspace(|ws| benchmark.run(ws)),
             Err(message) => return usage_error(&message),
         },
         ["purity"] => with_workspace(purity::check),
