@@ -23,6 +23,7 @@ use guildhall_domain::values::{AlertKind, EmailAddress, OrgSlug, RoleKey};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, JoinType, Order, QueryFilter, QueryOrder, QuerySelect, RelationDef,
+    Select,
 };
 
 use crate::convert::{self, PENDING, bytes, hash_bytes};
@@ -176,21 +177,12 @@ impl OrganisationRepository for Store {
 
     /// Newest first by id (then start time); the cursor is the last item's id.
     async fn runs(&self, org: OrgId, page: PageRequest) -> Result<Page<RunRecord>, StoreError> {
-        let after = page.after.as_deref().map(|text| RunId::parse(text).map_err(|_| bad_cursor())).transpose()?;
-        let limit = clamp_limit(page.limit);
-        let mut query = runs::Entity::find().filter(runs::Column::OrgId.eq(bytes(org.as_uuid())));
-        if let Some(after) = after {
-            query = query.filter(runs::Column::Id.lt(bytes(after.as_uuid())));
-        }
-        let rows = query
-            .order_by_desc(runs::Column::Id)
-            .order_by_desc(runs::Column::StartedAt)
-            .limit(limit + 1)
-            .all(&self.db)
-            .await
-            .map_err(store)?;
-        let items: Vec<RunRecord> = all(rows)?;
-        Ok(page_of(items, limit, |run| run.id.to_string()))
+        let query = runs::Entity::find().filter(runs::Column::OrgId.eq(bytes(org.as_uuid())));
+        let cursor = |text: &str| RunId::parse(text).ok().map(|id| bytes(id.as_uuid()));
+        self.newest_first(query, (runs::Column::Id, Some(runs::Column::StartedAt)), &page, cursor, |run: &RunRecord| {
+            run.id.to_string()
+        })
+        .await
     }
 }
 
@@ -461,21 +453,12 @@ impl TokenRepository for Store {
 impl AuditLog for Store {
     /// Newest first by id (then time); the cursor is the last item's id.
     async fn audit_entries(&self, org: OrgId, page: PageRequest) -> Result<Page<AuditEntry>, StoreError> {
-        let after = page.after.as_deref().map(|text| AuditId::parse(text).map_err(|_| bad_cursor())).transpose()?;
-        let limit = clamp_limit(page.limit);
-        let mut query = audit::Entity::find().filter(audit::Column::OrgId.eq(bytes(org.as_uuid())));
-        if let Some(after) = after {
-            query = query.filter(audit::Column::Id.lt(bytes(after.as_uuid())));
-        }
-        let rows = query
-            .order_by_desc(audit::Column::Id)
-            .order_by_desc(audit::Column::At)
-            .limit(limit + 1)
-            .all(&self.db)
-            .await
-            .map_err(store)?;
-        let items: Vec<AuditEntry> = all(rows)?;
-        Ok(page_of(items, limit, |entry| entry.id.to_string()))
+        let query = audit::Entity::find().filter(audit::Column::OrgId.eq(bytes(org.as_uuid())));
+        let cursor = |text: &str| AuditId::parse(text).ok().map(|id| bytes(id.as_uuid()));
+        self.newest_first(query, (audit::Column::Id, Some(audit::Column::At)), &page, cursor, |entry: &AuditEntry| {
+            entry.id.to_string()
+        })
+        .await
     }
 }
 
@@ -484,25 +467,50 @@ impl DeliveryLog for Store {
     /// Newest first by message id; the cursor is the last item's id. Served by the
     /// index `outbox_dead_by_org (org_id, dead, id)`.
     async fn undelivered(&self, org: OrgId, page: PageRequest) -> Result<Page<UndeliveredEmail>, StoreError> {
-        let after = page.after.as_deref().map(|text| MessageId::parse(text).map_err(|_| bad_cursor())).transpose()?;
-        let limit = clamp_limit(page.limit);
-        let mut query = outbox::Entity::find()
+        let query = outbox::Entity::find()
             .filter(outbox::Column::OrgId.eq(bytes(org.as_uuid())))
             .filter(outbox::Column::Dead.eq(true));
-        if let Some(after) = after {
-            query = query.filter(outbox::Column::Id.lt(bytes(after.as_uuid())));
-        }
-        let rows = query.order_by_desc(outbox::Column::Id).limit(limit + 1).all(&self.db).await.map_err(store)?;
-        let items: Vec<UndeliveredEmail> = all(rows)?;
-        Ok(page_of(items, limit, |item| item.id.to_string()))
+        let cursor = |text: &str| MessageId::parse(text).ok().map(|id| bytes(id.as_uuid()));
+        self.newest_first(query, (outbox::Column::Id, None), &page, cursor, |item: &UndeliveredEmail| {
+            item.id.to_string()
+        })
+        .await
     }
 }
 
-/// Cuts `items`, read with `limit + 1`, to a page: the extra item only says that another
-/// page follows, whose cursor is the last kept item's id.
-fn page_of<T>(mut items: Vec<T>, limit: u64, cursor: impl Fn(&T) -> String) -> Page<T> {
-    let more = items.len() as u64 > limit;
-    items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    let next = if more { items.last().map(cursor) } else { None };
-    Page { items, next }
+impl Store {
+    /// One page of `query`'s rows, newest first by `order.0` (an id column; ties, which
+    /// unique ids never have, by `order.1`), after the row whose id the page's cursor
+    /// names (`parse` reads a cursor back into that column's value). Reads `limit + 1`
+    /// rows: the extra one only says that another page follows, whose cursor is the last
+    /// kept item's `cursor`.
+    async fn newest_first<E, T>(
+        &self,
+        query: Select<E>,
+        order: (E::Column, Option<E::Column>),
+        page: &PageRequest,
+        parse: impl Fn(&str) -> Option<Vec<u8>>,
+        cursor: impl Fn(&T) -> String,
+    ) -> Result<Page<T>, StoreError>
+    where
+        E: EntityTrait,
+        T: TryFrom<E::Model, Error = StoreError>,
+    {
+        let (id, then) = order;
+        let mut query = query;
+        if let Some(after) = page.after.as_deref() {
+            query = query.filter(id.lt(parse(after).ok_or_else(bad_cursor)?));
+        }
+        query = query.order_by_desc(id);
+        if let Some(then) = then {
+            query = query.order_by_desc(then);
+        }
+        let limit = clamp_limit(page.limit);
+        let rows = query.limit(limit + 1).all(&self.db).await.map_err(store)?;
+        let mut items: Vec<T> = all(rows)?;
+        let more = items.len() as u64 > limit;
+        items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let next = if more { items.last().map(cursor) } else { None };
+        Ok(Page { items, next })
+    }
 }
