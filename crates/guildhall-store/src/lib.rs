@@ -51,6 +51,8 @@ mod entities;
 mod error;
 mod outbox;
 mod reads;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

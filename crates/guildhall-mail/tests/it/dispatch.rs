@@ -252,7 +252,8 @@ async fn several_dispatchers_on_one_sqlite_outbox_send_every_message_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_dispatchers_on_one_postgres_outbox_send_every_message_once() {
-    let Some(database) = crate::support::FreshPostgres::create().await else { return };
+    let Some(server) = guildhall_store::testing::postgres_url() else { return };
+    let database = guildhall_store::testing::TestDatabase::create(&server).await.unwrap();
     several_dispatchers_send_every_message_once(database.url.clone()).await;
-    database.drop().await;
+    database.drop().await.unwrap();
 }

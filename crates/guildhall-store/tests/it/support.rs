@@ -22,7 +22,7 @@ use guildhall_domain::testing::MemoryStore;
 use guildhall_domain::user::{PasswordHash, PasswordState, User, UserStatus};
 use guildhall_domain::values::{EmailAddress, OrgName, OrgSlug, PersonName, RoleKey};
 use guildhall_store::Store;
-use sea_orm::{ConnectionTrait, Database};
+use guildhall_store::testing::{TestDatabase, postgres_url};
 use uuid::Uuid;
 
 /// A future that yields a fresh, migrated store.
@@ -30,69 +30,31 @@ pub type StoreFuture = Pin<Box<dyn Future<Output = Arc<Store>> + Send>>;
 /// Makes a fresh, migrated store each time it is called (the contract suite's factory).
 pub type Fresh = Arc<dyn Fn() -> StoreFuture + Send + Sync>;
 
-#[derive(Default)]
-struct Created {
-    sqlite_files: Vec<PathBuf>,
-    pg_databases: Vec<String>,
-}
-
 /// Runs `body` with a factory of fresh SQLite stores, then removes their files.
 pub async fn on_sqlite<F, Fut>(body: F)
 where
     F: FnOnce(Fresh) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let created = Arc::new(Mutex::new(Created::default()));
+    let created: Arc<Mutex<Vec<PathBuf>>> = Arc::default();
     let registry = created.clone();
     let fresh: Fresh = Arc::new(move || {
         let registry = registry.clone();
         Box::pin(async move {
             let path = std::env::temp_dir().join(format!("guildhall-test-{}.db", Uuid::new_v4().simple()));
-            registry.lock().unwrap().sqlite_files.push(path.clone());
+            registry.lock().unwrap().push(path.clone());
             let store = Store::connect(&format!("sqlite://{}", path.display())).await.unwrap();
             store.migrate().await.unwrap();
             Arc::new(store)
         })
     });
     body(fresh).await;
-    let files = std::mem::take(&mut created.lock().unwrap().sqlite_files);
+    let files = std::mem::take(&mut *created.lock().unwrap());
     for file in files {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
         }
     }
-}
-
-/// The server's URL, or `None` (with the reason printed) when the tests should skip.
-///
-/// # Panics
-/// Under `CI=true` when `GUILDHALL_TEST_POSTGRES_URL` is not set.
-pub fn postgres_url() -> Option<String> {
-    match std::env::var("GUILDHALL_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
-            panic!("GUILDHALL_TEST_POSTGRES_URL is not set: under CI=true the PostgreSQL tests must run, not skip")
-        }
-        _ => {
-            eprintln!(
-                "skipping a PostgreSQL test: set GUILDHALL_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/postgres)"
-            );
-            None
-        }
-    }
-}
-
-/// `url` with its database name replaced by `database`.
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
-    let authority_end = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[authority_end..].find('/').map_or(base.len(), |i| authority_end + i);
-    let mut out = format!("{}/{database}", &base[..path_start]);
-    if let Some(query) = query {
-        out.push('?');
-        out.push_str(query);
-    }
-    out
 }
 
 /// Runs `body` with a factory of fresh PostgreSQL databases, then drops them. Skips (or,
@@ -103,32 +65,22 @@ where
     Fut: Future<Output = ()>,
 {
     let Some(url) = postgres_url() else { return };
-    let admin_url = with_database(&url, "postgres");
-    let created = Arc::new(Mutex::new(Created::default()));
+    let created: Arc<Mutex<Vec<TestDatabase>>> = Arc::default();
     let registry = created.clone();
-    let admin = admin_url.clone();
     let fresh: Fresh = Arc::new(move || {
-        let registry = registry.clone();
-        let admin_url = admin.clone();
+        let (registry, url) = (registry.clone(), url.clone());
         Box::pin(async move {
-            let name = format!("guildhall_test_{}", Uuid::new_v4().simple());
-            let admin = Database::connect(admin_url.as_str()).await.unwrap();
-            admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-            admin.close().await.unwrap();
-            registry.lock().unwrap().pg_databases.push(name.clone());
-            let store = Store::connect(&with_database(&admin_url, &name)).await.unwrap();
+            let database = TestDatabase::create(&url).await.unwrap();
+            let store = Store::connect(&database.url).await.unwrap();
+            registry.lock().unwrap().push(database);
             store.migrate().await.unwrap();
             Arc::new(store)
         })
     });
     body(fresh).await;
-    let databases = std::mem::take(&mut created.lock().unwrap().pg_databases);
-    if !databases.is_empty() {
-        let admin = Database::connect(admin_url.as_str()).await.unwrap();
-        for name in databases {
-            admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
-        }
-        admin.close().await.unwrap();
+    let databases = std::mem::take(&mut *created.lock().unwrap());
+    for database in databases {
+        database.drop().await.unwrap();
     }
 }
 
