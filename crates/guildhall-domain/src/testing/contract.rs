@@ -630,7 +630,7 @@ async fn claim_everything<S: ContractStore + ?Sized>(store: &S) -> Result<Vec<Me
     Ok(store.claim(1_000, at(1_000_000), Duration::minutes(1)).await?.into_iter().map(|c| c.email.id).collect())
 }
 
-fn claimed_undelivered(items: &[UndeliveredEmail]) -> Vec<MessageId> {
+fn undelivered_ids(items: &[UndeliveredEmail]) -> Vec<MessageId> {
     items.iter().map(|item| item.id).collect()
 }
 
@@ -2274,7 +2274,7 @@ mod checks {
         let rest = store.undelivered(org, PageRequest { limit: 2, after: first.next }).await?;
         same("the second page", (rest.items, rest.next), (vec![expected(0)], None))?;
         let elsewhere = store.undelivered(other, PageRequest::first(10)).await?;
-        same("the other organisation's", claimed_undelivered(&elsewhere.items), vec![theirs.id])
+        same("the other organisation's", undelivered_ids(&elsewhere.items), vec![theirs.id])
     }
 
     pub(super) async fn outbox_mark_sent_stops_delivery_and_erases_secrets<

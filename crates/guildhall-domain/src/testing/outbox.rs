@@ -66,30 +66,25 @@ impl Outbox for MemoryStore {
     async fn mark_failed(&self, id: MessageId, failure: DeliveryFailure) -> Result<(), StoreError> {
         let mut inner = self.lock()?;
         let state = &mut inner.state;
-        let reports = match &failure {
-            DeliveryFailure::Retry { .. } => Vec::new(),
-            DeliveryFailure::Dead { reports, .. } => reports.clone(),
-        };
         // All or nothing, as a SQL store's transaction: check before changing anything.
         if message_mut(state, id)?.is_finished() {
             // The first outcome stands, and nothing is reported.
             return Ok(());
         }
-        for report in &reports {
-            if state.outbox.iter().any(|m| m.id == report.id) {
-                return Err(store_error(format!("message {} is already in the outbox", report.id)));
-            }
+        let (error, retry_at, reports) = match failure {
+            DeliveryFailure::Retry { error, at } => (error, Some(at), Vec::new()),
+            DeliveryFailure::Dead { error, reports } => (error, None, reports),
+        };
+        if let Some(taken) = reports.iter().find(|report| state.outbox.iter().any(|m| m.id == report.id)) {
+            return Err(store_error(format!("message {} is already in the outbox", taken.id)));
         }
         let message = message_mut(state, id)?;
         message.attempts = message.attempts.saturating_add(1);
         message.leased_until = None;
-        match failure {
-            DeliveryFailure::Retry { error, at } => {
-                message.last_error = Some(error);
-                message.next_attempt_at = Some(at);
-            }
-            DeliveryFailure::Dead { error, .. } => {
-                message.last_error = Some(error);
+        message.last_error = Some(error);
+        match retry_at {
+            Some(at) => message.next_attempt_at = Some(at),
+            None => {
                 message.dead = true;
                 // It will never be sent: keeping its secret would only be a risk.
                 message.erase_secret();

@@ -68,8 +68,7 @@ impl SmtpSink {
     /// # Errors
     /// [`SinkError::Missing`] without aiosmtpd; [`SinkError::Failed`] otherwise.
     pub async fn start() -> Result<Self, SinkError> {
-        let port = free_port().map_err(|error| SinkError::Failed(error.to_string()))?;
-        Self::start_on(port).await
+        Self::launch(None, None).await
     }
 
     /// Starts a sink on `port` (for a server that comes up where a client already
@@ -78,7 +77,7 @@ impl SmtpSink {
     /// # Errors
     /// [`SinkError::Missing`] without aiosmtpd; [`SinkError::Failed`] otherwise.
     pub async fn start_on(port: u16) -> Result<Self, SinkError> {
-        Self::launch(port, None).await
+        Self::launch(Some(port), None).await
     }
 
     /// [`Self::start_or_skip`] for a server that requires these credentials.
@@ -86,17 +85,17 @@ impl SmtpSink {
     /// # Panics
     /// When the sink does not start, and under `CI=true` when aiosmtpd is missing.
     pub async fn start_requiring_auth_or_skip(user: &str, password: &str) -> Option<Self> {
-        let port = free_port().map_err(|error| SinkError::Failed(error.to_string()));
-        let started = match port {
-            Ok(port) => Self::launch(port, Some((user, password))).await,
-            Err(error) => Err(error),
-        };
-        skip_if_missing(started)
+        skip_if_missing(Self::launch(None, Some((user, password))).await)
     }
 
-    async fn launch(port: u16, credentials: Option<(&str, &str)>) -> Result<Self, SinkError> {
+    /// Starts aiosmtpd on `port` (a free one when `None`).
+    async fn launch(port: Option<u16>, credentials: Option<(&str, &str)>) -> Result<Self, SinkError> {
         static SINKS: AtomicU64 = AtomicU64::new(0);
         let failed = |what: &str, error: &dyn std::fmt::Display| SinkError::Failed(format!("{what}: {error}"));
+        let port = match port {
+            Some(port) => port,
+            None => free_port().map_err(|error| failed("finding a free port", &error))?,
+        };
         let dir = std::env::temp_dir().join(format!(
             "guildhall-smtp-sink-{}-{}-{port}",
             std::process::id(),
