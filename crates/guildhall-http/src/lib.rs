@@ -1,0 +1,93 @@
+//! Guildhall's HTTP adapter: the REST API v1 over the domain's use cases.
+//!
+//! It holds DTOs, session extraction and error mapping only; every rule stays in
+//! `guildhall-domain`. [`routes`] gives the whole HTTP surface:
+//!
+//! - `/api/v1/...`: the API ([`api`]), JSON in and out, errors as RFC 9457 problems
+//!   ([`problem`]);
+//! - `/openapi.json` and Swagger UI at `/docs`;
+//! - `/healthz` (the process answers) and `/readyz` (its dependencies do).
+//!
+//! [`system`] has the production implementations of the clock, randomness, identifier
+//! and Argon2id hashing ports.
+
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod problem;
+pub mod session;
+pub mod state;
+pub mod system;
+pub mod throttle;
+
+use poem::http::StatusCode;
+use poem::http::header::CONTENT_LENGTH;
+use poem::web::Json as PoemJson;
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler};
+use tokio::io::AsyncReadExt;
+
+pub use problem::{ApiError, ApiResult};
+pub use state::{AlwaysReady, ApiState, HttpSettings, Readiness};
+
+/// The OpenAPI document of the API, as served at `/openapi.json`.
+#[must_use]
+pub fn openapi_json(state: &ApiState) -> String {
+    api::service(state).spec()
+}
+
+/// The whole HTTP surface, ready to serve.
+pub fn routes(state: ApiState) -> impl Endpoint<Output = Response> {
+    let service = api::service(&state);
+    let spec = service.spec_endpoint();
+    let docs = service.swagger_ui();
+    let limit = state.settings.body_limit;
+    Route::new()
+        .nest("/api/v1", service)
+        .at("/openapi.json", spec)
+        .nest("/docs", docs)
+        .at("/healthz", get(healthz))
+        .at("/readyz", get(readyz))
+        .around(move |next, request| limit_body(next, request, limit))
+        .data(state)
+        .catch_all_error(|error| async move { problem::from_poem_error(&error).into_response() })
+}
+
+/// Refuses bodies over `limit` bytes with `413`, whether or not they declare a length,
+/// without reading more than `limit + 1` bytes of them.
+async fn limit_body<E: Endpoint>(next: E, mut request: Request, limit: usize) -> poem::Result<Response> {
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(problem::request_too_large().into());
+    }
+    let body = request.take_body();
+    let mut bytes = Vec::new();
+    body.into_async_read()
+        .take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed-request", "Malformed request", e))?;
+    if bytes.len() > limit {
+        return Err(problem::request_too_large().into());
+    }
+    request.set_body(bytes);
+    Ok(next.call(request).await?.into_response())
+}
+
+#[handler]
+fn healthz() -> PoemJson<serde_json::Value> {
+    PoemJson(serde_json::json!({ "status": "ok" }))
+}
+
+#[handler]
+async fn readyz(state: poem::web::Data<&ApiState>) -> Response {
+    match state.readiness.check().await {
+        Ok(()) => PoemJson(serde_json::json!({ "status": "ready" })).into_response(),
+        Err(reason) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready", reason).into_response()
+        }
+    }
+}

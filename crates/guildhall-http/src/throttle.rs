@@ -1,0 +1,189 @@
+//! Failed sign-in throttling, per account and per client address.
+//!
+//! After `free_failures` failures under one key, each further attempt must wait a delay
+//! that doubles with every failure, up to `max_delay`; a key is forgotten `forget_after`
+//! its last failure, and a successful sign-in clears the account's key. An attacker can
+//! therefore slow an account down but never lock it out for longer than `max_delay`.
+//!
+//! Counters live in this process: behind several instances each keeps its own, so the
+//! effective limit is multiplied by the instance count (recorded as a known limitation).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Duration, Utc};
+use guildhall_domain::ports::Clock;
+
+/// Throttling settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleSettings {
+    /// Off: never refuse (for benchmarks that measure the hash rate).
+    pub enabled: bool,
+    /// Failures allowed before any delay (10).
+    pub free_failures: u32,
+    /// The first delay (1 s); each further failure doubles it.
+    pub base_delay: Duration,
+    /// The longest delay (15 min).
+    pub max_delay: Duration,
+    /// A key with no failure for this long is forgotten (1 h).
+    pub forget_after: Duration,
+}
+
+impl Default for ThrottleSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            free_failures: 10,
+            base_delay: Duration::seconds(1),
+            max_delay: Duration::minutes(15),
+            forget_after: Duration::hours(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    last: DateTime<Utc>,
+}
+
+/// Keys kept at most; past this, forgotten keys are swept, then the oldest dropped.
+const MAX_KEYS: usize = 100_000;
+
+/// Counts failed sign-ins.
+#[allow(missing_debug_implementations)] // holds the clock
+pub struct SignInThrottle {
+    settings: ThrottleSettings,
+    clock: Arc<dyn Clock>,
+    failures: Mutex<HashMap<String, Failures>>,
+}
+
+impl SignInThrottle {
+    /// A throttle reading time from `clock`.
+    #[must_use]
+    pub fn new(settings: ThrottleSettings, clock: Arc<dyn Clock>) -> Self {
+        Self { settings, clock, failures: Mutex::new(HashMap::new()) }
+    }
+
+    fn delay_after(&self, count: u32) -> Duration {
+        let over = count.saturating_sub(self.settings.free_failures);
+        if over == 0 {
+            return Duration::zero();
+        }
+        let factor = 1_i32.checked_shl(over - 1).unwrap_or(i32::MAX);
+        self.settings.base_delay.checked_mul(factor).map_or(self.settings.max_delay, |d| d.min(self.settings.max_delay))
+    }
+
+    /// Whether an attempt under `keys` may go ahead now; `Err(seconds)` to wait otherwise.
+    ///
+    /// # Errors
+    /// The number of whole seconds (at least 1) until the longest-waiting key allows an
+    /// attempt.
+    pub fn check(&self, keys: &[&str]) -> Result<(), u64> {
+        if !self.settings.enabled {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        let failures = self.failures.lock().map_err(|_| 1_u64)?;
+        let wait = keys
+            .iter()
+            .filter_map(|key| failures.get(*key))
+            .filter(|f| now - f.last < self.settings.forget_after)
+            .map(|f| f.last + self.delay_after(f.count) - now)
+            .max()
+            .unwrap_or_else(Duration::zero);
+        if wait > Duration::zero() {
+            let millis = u64::try_from(wait.num_milliseconds()).unwrap_or(u64::MAX);
+            return Err(millis.div_ceil(1000).max(1));
+        }
+        Ok(())
+    }
+
+    /// Records a failed attempt under every key.
+    pub fn failed(&self, keys: &[&str]) {
+        if !self.settings.enabled {
+            return;
+        }
+        let now = self.clock.now();
+        let Ok(mut failures) = self.failures.lock() else { return };
+        if failures.len() >= MAX_KEYS {
+            let forget_after = self.settings.forget_after;
+            failures.retain(|_, f| now - f.last < forget_after);
+            if failures.len() >= MAX_KEYS {
+                // Flooded with distinct keys: keep the most recent half.
+                let mut lasts: Vec<DateTime<Utc>> = failures.values().map(|f| f.last).collect();
+                lasts.sort_unstable();
+                let cut = lasts[lasts.len() / 2];
+                failures.retain(|_, f| f.last >= cut);
+            }
+        }
+        for key in keys {
+            let entry = failures.entry((*key).to_owned()).or_insert(Failures { count: 0, last: now });
+            if now - entry.last >= self.settings.forget_after {
+                entry.count = 0;
+            }
+            entry.count = entry.count.saturating_add(1);
+            entry.last = now;
+        }
+    }
+
+    /// Clears `key` (a successful sign-in clears its account's count).
+    pub fn succeeded(&self, key: &str) {
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.remove(key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use guildhall_domain::testing::ManualClock;
+
+    fn throttle() -> (SignInThrottle, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::default());
+        (SignInThrottle::new(ThrottleSettings::default(), clock.clone()), clock)
+    }
+
+    #[test]
+    fn ten_failures_are_free_and_the_eleventh_attempt_waits_a_second() {
+        let (throttle, _) = throttle();
+        for _ in 0..10 {
+            assert_eq!(throttle.check(&["a"]), Ok(()));
+            throttle.failed(&["a"]);
+        }
+        assert_eq!(throttle.check(&["a"]), Err(1));
+        assert_eq!(throttle.check(&["b"]), Ok(()), "other keys are not affected");
+    }
+
+    #[test]
+    fn the_delay_doubles_and_is_capped() {
+        let (throttle, clock) = throttle();
+        for _ in 0..14 {
+            throttle.failed(&["a"]);
+        }
+        assert_eq!(throttle.check(&["a"]), Err(16));
+        for _ in 0..30 {
+            throttle.failed(&["a"]);
+        }
+        assert_eq!(throttle.check(&["a"]), Err(15 * 60), "never longer than max_delay");
+        clock.advance(Duration::minutes(15));
+        assert_eq!(throttle.check(&["a"]), Ok(()), "no permanent lockout");
+    }
+
+    #[test]
+    fn success_clears_and_old_failures_are_forgotten() {
+        let (throttle, clock) = throttle();
+        for _ in 0..12 {
+            throttle.failed(&["a", "ip"]);
+        }
+        throttle.succeeded("a");
+        assert_eq!(throttle.check(&["a"]), Ok(()));
+        assert!(throttle.check(&["a", "ip"]).is_err(), "the address still waits");
+        clock.advance(Duration::hours(1));
+        assert_eq!(throttle.check(&["ip"]), Ok(()));
+        throttle.failed(&["ip"]);
+        assert_eq!(throttle.check(&["ip"]), Ok(()), "the count restarted");
+    }
+}

@@ -1,0 +1,6 @@
+//! The API over real HTTP on a loopback port, over SQLite (and PostgreSQL where set).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs, dead_code)]
+
+mod auth;
+mod support;
