@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use crate::workspace::{Workspace, display_command};
-use crate::{clock_rng, purity};
+use crate::{clock_rng, openapi, purity};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
@@ -33,6 +33,7 @@ enum Action {
     Docs,
     Purity,
     ClockRng,
+    OpenApi,
 }
 
 #[derive(Debug)]
@@ -53,6 +54,7 @@ const STEPS: &[Step] = &[
     Step { name: "docs", action: Action::Docs, is_test: false },
     Step { name: "purity", action: Action::Purity, is_test: false },
     Step { name: "clock-rng", action: Action::ClockRng, is_test: false },
+    Step { name: "openapi", action: Action::OpenApi, is_test: false },
 ];
 
 #[derive(Debug)]
@@ -70,6 +72,7 @@ impl Action {
             Self::Docs => format!("RUSTDOCFLAGS=\"-D warnings\" {}", display_command(DOC_ARGS)),
             Self::Purity => "no I/O or RNG crates in guildhall-domain's dependencies".to_owned(),
             Self::ClockRng => "no direct clock or RNG use in guildhall-domain's source".to_owned(),
+            Self::OpenApi => "docs/openapi.json matches the code".to_owned(),
         }
     }
 
@@ -79,6 +82,7 @@ impl Action {
             Self::Docs => workspace.run_cargo_with_env(DOC_ARGS, "RUSTDOCFLAGS", "-D warnings"),
             Self::Purity => purity::check(workspace),
             Self::ClockRng => clock_rng::check(workspace),
+            Self::OpenApi => openapi::run(workspace, true),
         }
     }
 }

@@ -6,6 +6,7 @@
 mod bench;
 mod ci;
 mod clock_rng;
+mod openapi;
 mod purity;
 mod workspace;
 
@@ -24,6 +25,7 @@ Tasks:
                        docs       cargo doc --workspace --all-features --no-deps, warnings as errors
                        purity     the domain purity check (see `purity`)
                        clock-rng  the domain clock/RNG check (see `clock-rng`)
+                       openapi    docs/openapi.json matches the code (see `openapi --check`)
   purity             fail if guildhall-domain's normal dependencies (default and all features)
                      include an I/O runtime, driver, web or mail crate, or `rand`
   clock-rng          fail if crates/guildhall-domain/src reads the clock or an RNG directly
@@ -45,6 +47,8 @@ Tasks:
                      render and compose a message, and FileTransport runs) and writes
                      <target dir>/bench/mail.json. OPTIONS go to the program: --connections N,
                      --transports smtp,file (see docs/benchmarks.md)
+  openapi [--check]  write docs/openapi.json from the code (crates/guildhall-http's api_server
+                     example with --openapi); with --check, fail if the committed file differs
   help               print this text
 ";
 
@@ -67,6 +71,8 @@ fn main() -> ExitCode {
         },
         ["purity"] => with_workspace(purity::check),
         ["clock-rng"] => with_workspace(clock_rng::check),
+        ["openapi"] => with_workspace(|ws| openapi::run(ws, false)),
+        ["openapi", "--check"] => with_workspace(|ws| openapi::run(ws, true)),
         _ => {
             return usage_error(&format!("unknown task or arguments: `{}`", args.join(" ")));
         }

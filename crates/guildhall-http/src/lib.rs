@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod conformance;
 pub mod problem;
 pub mod session;
 pub mod state;
@@ -41,25 +42,29 @@ pub fn routes(state: ApiState) -> impl Endpoint<Output = Response> {
     let spec = service.spec_endpoint();
     let docs = service.swagger_ui();
     let limit = state.settings.body_limit;
+    let conformance = std::sync::Arc::new(conformance::Conformance::from_document(&service.spec(), "/api/v1"));
     Route::new()
         .nest("/api/v1", service)
         .at("/openapi.json", spec)
         .nest("/docs", docs)
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
-        .around(move |next, request| limit_body(next, request, limit))
+        .around(move |next, request| guard(next, request, limit, conformance.clone()))
         .data(state)
         .catch_all_error(|error| async move { problem::from_poem_error(&error).into_response() })
 }
 
 /// Refuses bodies over `limit` bytes with `413`, whether or not they declare a length,
-/// without reading more than `limit + 1` bytes of them.
-async fn limit_body<E: Endpoint>(next: E, mut request: Request, limit: usize) -> poem::Result<Response> {
-    let declared = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+/// without reading more than `limit + 1` bytes of them; then holds the request to the
+/// document ([`conformance`]).
+async fn guard<E: Endpoint>(
+    next: E,
+    mut request: Request,
+    limit: usize,
+    conformance: std::sync::Arc<conformance::Conformance>,
+) -> poem::Result<Response> {
+    let declared =
+        request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|length| length > limit as u64) {
         return Err(problem::request_too_large().into());
     }
@@ -72,6 +77,24 @@ async fn limit_body<E: Endpoint>(next: E, mut request: Request, limit: usize) ->
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed-request", "Malformed request", e))?;
     if bytes.len() > limit {
         return Err(problem::request_too_large().into());
+    }
+    match conformance.check(request.method(), request.uri().path(), &bytes) {
+        Ok(()) => {}
+        Err(conformance::Refusal::Malformed(problem)) => return Err(problem.into()),
+        Err(conformance::Refusal::MethodNotAllowed(allowed)) => {
+            let allow = allowed.iter().map(poem::http::Method::as_str).collect::<Vec<_>>().join(", ");
+            let mut response = ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+                format!("this address accepts {allow}"),
+            )
+            .into_response();
+            if let Ok(value) = allow.parse() {
+                response.headers_mut().insert(poem::http::header::ALLOW, value);
+            }
+            return Ok(response);
+        }
     }
     request.set_body(bytes);
     Ok(next.call(request).await?.into_response())
@@ -86,8 +109,6 @@ fn healthz() -> PoemJson<serde_json::Value> {
 async fn readyz(state: poem::web::Data<&ApiState>) -> Response {
     match state.readiness.check().await {
         Ok(()) => PoemJson(serde_json::json!({ "status": "ready" })).into_response(),
-        Err(reason) => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready", reason).into_response()
-        }
+        Err(reason) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready", reason).into_response(),
     }
 }

@@ -26,6 +26,7 @@ pub const TYPE_PREFIX: &str = "urn:guildhall:problem:";
 
 /// An RFC 9457 problem.
 #[derive(Debug, Clone, PartialEq, Eq, Object)]
+#[oai(skip_serializing_if_is_none)]
 #[oai(rename = "Problem")]
 pub struct ProblemBody {
     /// A stable URI naming the kind of problem (`urn:guildhall:problem:<slug>`).
@@ -47,6 +48,7 @@ pub struct ProblemBody {
 
 /// One invalid field.
 #[derive(Debug, Clone, PartialEq, Eq, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct FieldError {
     /// The field, as the request names it (`email`, `password`, `settings.join_policy`).
     pub field: String,
@@ -249,7 +251,10 @@ impl From<ApiError> for poem::Error {
 const STATUSES: &[(u16, &str)] = &[
     (400, "The request is malformed (unreadable JSON, a missing or mistyped parameter)."),
     (401, "No valid session, or wrong credentials."),
-    (403, "Not allowed: a permission is missing, the membership is inactive, the password must be changed first, or a cookie request came from another origin."),
+    (
+        403,
+        "Not allowed: a permission is missing, the membership is inactive, the password must be changed first, or a cookie request came from another origin.",
+    ),
     (404, "Not found, or in an organisation the caller does not belong to."),
     (409, "Conflicts with the current state (taken, already done, or an invariant would break)."),
     (410, "The link or token has expired or was already used."),
@@ -307,7 +312,9 @@ pub fn from_poem_error(error: &poem::Error) -> ApiError {
             "Method not allowed",
             "this address does not accept this method",
         ),
-        StatusCode::UNAUTHORIZED => ApiError::unauthenticated("sign in, then send the session token as `Authorization: Bearer <token>` or in the session cookie"),
+        StatusCode::UNAUTHORIZED => ApiError::unauthenticated(
+            "sign in, then send the session token as `Authorization: Bearer <token>` or in the session cookie",
+        ),
         StatusCode::PAYLOAD_TOO_LARGE => request_too_large(),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
             status,
@@ -315,7 +322,9 @@ pub fn from_poem_error(error: &poem::Error) -> ApiError {
             "Unsupported media type",
             format!("{detail}; send JSON with `Content-Type: application/json`"),
         ),
-        s if s.is_client_error() => ApiError::new(StatusCode::BAD_REQUEST, "malformed-request", "Malformed request", detail),
+        s if s.is_client_error() => {
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed-request", "Malformed request", detail)
+        }
         _ => ApiError::internal(error),
     }
 }
@@ -329,4 +338,23 @@ pub fn request_too_large() -> ApiError {
         "Request too large",
         "the request body is larger than this server accepts",
     )
+}
+
+/// A change refused because it would break an invariant. The caller's own limits are
+/// `403` (they lack the authority the change needs); the last administrator rule is `409`
+/// (the organisation's state forbids it); a facility of another organisation is `422`.
+#[must_use]
+pub fn violation(violation: &guildhall_domain::policy::InvariantViolation) -> ApiError {
+    use guildhall_domain::policy::InvariantViolation;
+    let detail = violation.to_string();
+    let (status, slug, title) = match violation {
+        InvariantViolation::NoAdministratorLeft => {
+            (StatusCode::CONFLICT, "last-administrator", "An administrator must remain")
+        }
+        InvariantViolation::Escalation { .. } => (StatusCode::FORBIDDEN, "escalation", "Beyond your own permissions"),
+        InvariantViolation::WiderAccess { .. } => (StatusCode::FORBIDDEN, "wider-access", "Wider access than your own"),
+        InvariantViolation::Outranked { .. } => (StatusCode::FORBIDDEN, "outranked", "Holds more than you do"),
+        InvariantViolation::ForeignFacility { .. } => return ApiError::invalid_field("facilities", detail),
+    };
+    ApiError::new(status, slug, title, detail)
 }

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use guildhall_domain::usecases::{Guildhall, OrgRef};
 use guildhall_domain::ids::OrgId;
+use guildhall_domain::usecases::{Guildhall, OrgRef};
 
 use crate::problem::ApiError;
 use crate::throttle::{SignInThrottle, ThrottleSettings};
@@ -57,6 +57,8 @@ pub struct ApiState {
     pub throttle: Arc<SignInThrottle>,
     /// Readiness probe.
     pub readiness: Arc<dyn Readiness>,
+    /// The clock the use cases read (for states derived at "now" in views).
+    pub clock: Arc<dyn guildhall_domain::ports::Clock>,
 }
 
 impl ApiState {
@@ -68,8 +70,8 @@ impl ApiState {
         clock: Arc<dyn guildhall_domain::ports::Clock>,
         readiness: Arc<dyn Readiness>,
     ) -> Self {
-        let throttle = Arc::new(SignInThrottle::new(settings.throttle, clock));
-        Self { guildhall, settings: Arc::new(settings), throttle, readiness }
+        let throttle = Arc::new(SignInThrottle::new(settings.throttle, clock.clone()));
+        Self { guildhall, settings: Arc::new(settings), throttle, readiness, clock }
     }
 
     /// The organisation a path names by id or slug. An unknown one is `404`, like one

@@ -66,11 +66,11 @@ impl SignInThrottle {
     }
 
     fn delay_after(&self, count: u32) -> Duration {
-        let over = count.saturating_sub(self.settings.free_failures);
-        if over == 0 {
+        if count < self.settings.free_failures {
             return Duration::zero();
         }
-        let factor = 1_i32.checked_shl(over - 1).unwrap_or(i32::MAX);
+        let over = count - self.settings.free_failures;
+        let factor = if over >= 30 { i32::MAX } else { 1_i32 << over };
         self.settings.base_delay.checked_mul(factor).map_or(self.settings.max_delay, |d| d.min(self.settings.max_delay))
     }
 

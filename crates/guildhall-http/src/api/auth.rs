@@ -1,8 +1,8 @@
 //! `/auth`: sign-up, email verification, sign-in and out, passwords.
 
 use guildhall_domain::usecases::{
-    ChangePassword, ChangePasswordError, ConfirmPasswordResetError, RequestPasswordResetError, SignInError, SignOutError,
-    SignUp, SignUpError, SignUpOutcome, VerifyEmailError,
+    ChangePassword, ChangePasswordError, ConfirmPasswordResetError, RequestPasswordResetError, SignInError,
+    SignOutError, SignUp, SignUpError, SignUpOutcome, VerifyEmailError,
 };
 use poem::http::StatusCode;
 use poem::web::RemoteAddr;
@@ -21,6 +21,7 @@ pub struct AuthApi(pub ApiState);
 
 /// A sign-up form.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct SignUpRequest {
     /// The email address; it becomes the username.
     pub email: String,
@@ -41,6 +42,7 @@ pub struct SignUpRequest {
 
 /// What a sign-up did.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct SignUpResult {
     /// `verification_sent` ("check your inbox", also said when the address has an
     /// account already) or `verified` (signed up through an invitation: sign in now).
@@ -49,6 +51,7 @@ pub struct SignUpResult {
 
 /// A token from a link.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct TokenRequest {
     /// The token from the link.
     #[oai(write_only)]
@@ -57,6 +60,7 @@ pub struct TokenRequest {
 
 /// Credentials.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct LoginRequest {
     /// Email address.
     pub email: String,
@@ -67,6 +71,7 @@ pub struct LoginRequest {
 
 /// An open session.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct SessionOpened {
     /// The session token: send it as `Authorization: Bearer <token>`. Browsers get it in
     /// an HttpOnly cookie as well. Shown once; only its hash is kept.
@@ -97,6 +102,7 @@ pub enum LogoutResponse {
 
 /// A password change.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct PasswordChangeRequest {
     /// The current password; not needed when the session may only change the password.
     #[oai(write_only)]
@@ -108,6 +114,7 @@ pub struct PasswordChangeRequest {
 
 /// A password-reset request.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct PasswordResetRequest {
     /// The account's email address.
     pub email: String,
@@ -115,6 +122,7 @@ pub struct PasswordResetRequest {
 
 /// A new password set through a reset link.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct PasswordResetConfirmation {
     /// The token from the link.
     #[oai(write_only)]
@@ -179,9 +187,12 @@ impl From<SignInError> for ApiError {
             SignInError::AccountDisabled => {
                 ApiError::new(StatusCode::FORBIDDEN, "account-disabled", "Account disabled", detail)
             }
-            SignInError::TemporaryPasswordExpired { .. } => {
-                ApiError::new(StatusCode::UNAUTHORIZED, "temporary-password-expired", "Temporary password expired", detail)
-            }
+            SignInError::TemporaryPasswordExpired { .. } => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "temporary-password-expired",
+                "Temporary password expired",
+                detail,
+            ),
             SignInError::Unexpected(e) => e.into(),
         }
     }

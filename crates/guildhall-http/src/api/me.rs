@@ -25,6 +25,7 @@ pub struct MeApi(pub ApiState);
 
 /// An account's profile.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Profile {
     /// The account's id.
     pub id: String,
@@ -70,6 +71,7 @@ impl Profile {
 
 /// One organisation the account belongs to.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct LinkedMembershipView {
     /// The organisation's id.
     pub org_id: String,
@@ -97,6 +99,7 @@ pub fn member_state(state: MemberState) -> &'static str {
 
 /// One's account and every organisation it belongs to.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Me {
     /// The profile.
     pub user: Profile,
@@ -106,6 +109,7 @@ pub struct Me {
 
 /// Changes to the profile; absent fields stay as they are.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ProfilePatch {
     /// A new first name.
     pub first_name: Option<String>,
@@ -117,6 +121,7 @@ pub struct ProfilePatch {
 
 /// A session of the account.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct SessionView {
     /// Its id.
     pub id: String,
@@ -132,6 +137,7 @@ pub struct SessionView {
 
 /// An email change.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct EmailChangeRequest {
     /// The new address; a link to confirm it is sent there.
     pub new_email: String,

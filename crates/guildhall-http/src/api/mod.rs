@@ -32,6 +32,7 @@ pub enum Tag {
 
 /// An action that returns nothing but a confirmation.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Done {
     /// What happened, as a sentence to show a person.
     pub message: String,
@@ -64,14 +65,7 @@ pub const TITLE: &str = "Guildhall API";
 pub fn service(
     state: &ApiState,
 ) -> OpenApiService<
-    (
-        auth::AuthApi,
-        me::MeApi,
-        orgs::OrgsApi,
-        members::MembersApi,
-        invitations::InvitationsApi,
-        roles::RolesApi,
-    ),
+    (auth::AuthApi, me::MeApi, orgs::OrgsApi, members::MembersApi, invitations::InvitationsApi, roles::RolesApi),
     (),
 > {
     OpenApiService::new(

@@ -3,4 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs, dead_code)]
 
 mod auth;
+mod invitations;
+mod members;
+mod orgs;
+mod roles;
 mod support;

@@ -36,6 +36,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub store: Arc<Store>,
     pub clock: Arc<ManualClock>,
+    /// The app's use cases, to arrange what the API under test does not create itself.
+    pub guildhall: Guildhall,
     sent: Mutex<Vec<(EmailAddress, Notification)>>,
     cleanup: Option<guildhall_store::testing::TestDatabase>,
     sqlite_file: Option<std::path::PathBuf>,
@@ -89,7 +91,12 @@ pub async fn spawn_postgres_app() -> Option<TestApp> {
     Some(spawn_app_with(Backend::Postgres, HttpSettings::default()).await)
 }
 
-pub async fn spawn_app_with(backend: Backend, mut settings: HttpSettings) -> TestApp {
+pub async fn spawn_app_with(backend: Backend, settings: HttpSettings) -> TestApp {
+    spawn_app_with_catalogue(backend, settings, Catalogue::builtin()).await
+}
+
+/// The app with `catalogue` in place of the built-in one (to declare capabilities).
+pub async fn spawn_app_with_catalogue(backend: Backend, mut settings: HttpSettings, catalogue: Catalogue) -> TestApp {
     let (store, cleanup, sqlite_file) = match backend {
         Backend::Sqlite => {
             let path = std::env::temp_dir().join(format!("guildhall-http-{}.db", uuid::Uuid::now_v7().simple()));
@@ -109,9 +116,9 @@ pub async fn spawn_app_with(backend: Backend, mut settings: HttpSettings) -> Tes
     let clock = Arc::new(ManualClock::default());
     let hasher: Arc<dyn PasswordHasher> = Arc::new(Argon2Hasher::new(cheap_argon2()).unwrap());
     let ports = Ports::from_store(store.clone(), hasher, clock.clone(), Arc::new(OsTokens), Arc::new(UuidV7Ids));
-    let guildhall = Guildhall::new(ports, Arc::new(Catalogue::builtin()), Settings::default());
+    let guildhall = Guildhall::new(ports, Arc::new(catalogue), Settings::default());
     settings.allowed_origins = vec![ORIGIN.to_owned()];
-    let state = ApiState::new(guildhall, settings, clock.clone(), Arc::new(AlwaysReady));
+    let state = ApiState::new(guildhall.clone(), settings, clock.clone(), Arc::new(AlwaysReady));
     let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
     let address = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
     tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(guildhall_http::routes(state)));
@@ -120,6 +127,7 @@ pub async fn spawn_app_with(backend: Backend, mut settings: HttpSettings) -> Tes
         client: reqwest::Client::new(),
         store,
         clock,
+        guildhall,
         sent: Mutex::new(Vec::new()),
         cleanup,
         sqlite_file,

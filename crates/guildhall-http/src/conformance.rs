@@ -1,0 +1,237 @@
+//! Holding requests to the OpenAPI document the API publishes, where the framework is
+//! more lenient than the document says:
+//!
+//! - poem-openapi reads a JSON number or boolean where a string is declared (`"email": 5`
+//!   becomes `"5"`); a client that sends the wrong type has a bug it should hear about,
+//!   so such a body is refused with `400` naming the field;
+//! - a method the path does not support gets `405` with the `Allow` header RFC 9110
+//!   requires, listing the methods it does support.
+//!
+//! The rules are read from the document itself, once, when the routes are built.
+
+use std::collections::BTreeSet;
+
+use poem::http::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::problem::ApiError;
+
+/// One path of the document: its segments (`None` for a parameter) and, per method, the
+/// JSON schema of its request body.
+#[derive(Debug)]
+struct Operation {
+    segments: Vec<Option<String>>,
+    methods: Vec<(Method, Option<Value>)>,
+}
+
+/// The operations of the document, and its component schemas.
+#[derive(Debug, Default)]
+pub struct Conformance {
+    prefix: String,
+    operations: Vec<Operation>,
+    components: Value,
+}
+
+/// What a request should get instead of reaching its handler.
+#[derive(Debug)]
+pub enum Refusal {
+    /// The method is not supported here; these are.
+    MethodNotAllowed(Vec<Method>),
+    /// The body does not have the declared types.
+    Malformed(ApiError),
+}
+
+impl Conformance {
+    /// Reads the document served under `prefix` (`/api/v1`).
+    #[must_use]
+    pub fn from_document(document: &str, prefix: &str) -> Self {
+        let Ok(document) = serde_json::from_str::<Value>(document) else { return Self::default() };
+        let mut operations = Vec::new();
+        if let Some(paths) = document.get("paths").and_then(Value::as_object) {
+            for (path, item) in paths {
+                let segments = path
+                    .trim_matches('/')
+                    .split('/')
+                    .map(|s| (!(s.starts_with('{') && s.ends_with('}'))).then(|| s.to_owned()))
+                    .collect();
+                let methods = item
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(method, operation)| {
+                        let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).ok()?;
+                        let schema = operation
+                            .pointer("/requestBody/content")
+                            .and_then(Value::as_object)
+                            .and_then(|content| content.iter().find(|(media, _)| media.starts_with("application/json")))
+                            .and_then(|(_, media)| media.get("schema"))
+                            .cloned();
+                        Some((method, schema))
+                    })
+                    .collect();
+                operations.push(Operation { segments, methods });
+            }
+        }
+        let components = document.pointer("/components/schemas").cloned().unwrap_or(Value::Null);
+        Self { prefix: prefix.trim_end_matches('/').to_owned(), operations, components }
+    }
+
+    /// Checks a request's method and, when it is JSON, its body.
+    ///
+    /// # Errors
+    /// The [`Refusal`] the request should get.
+    pub fn check(&self, method: &Method, path: &str, body: &[u8]) -> Result<(), Refusal> {
+        let Some(rest) = path.strip_prefix(&self.prefix) else { return Ok(()) };
+        let segments: Vec<&str> = rest.trim_matches('/').split('/').collect();
+        let matching: Vec<&Operation> = self
+            .operations
+            .iter()
+            .filter(|op| {
+                op.segments.len() == segments.len()
+                    && op.segments.iter().zip(&segments).all(|(s, actual)| s.as_deref().is_none_or(|s| s == *actual))
+            })
+            .collect();
+        if matching.is_empty() {
+            return Ok(());
+        }
+        // The most literal path that takes the method handles it (`/roles/preview` before
+        // `/roles/{role}`); a method none of them takes is 405, listing every one they do.
+        let mut matching = matching;
+        matching.sort_by_key(|op| std::cmp::Reverse(op.segments.iter().filter(|s| s.is_some()).count()));
+        let schema = matching.iter().flat_map(|op| &op.methods).find(|(m, _)| m == method).map(|(_, s)| s);
+        let Some(schema) = schema else {
+            if *method == Method::HEAD && matching.iter().flat_map(|op| &op.methods).any(|(m, _)| m == Method::GET) {
+                return Ok(());
+            }
+            let allowed: BTreeSet<&str> = matching.iter().flat_map(|op| &op.methods).map(|(m, _)| m.as_str()).collect();
+            return Err(Refusal::MethodNotAllowed(
+                allowed.into_iter().filter_map(|m| Method::from_bytes(m.as_bytes()).ok()).collect(),
+            ));
+        };
+        let (Some(schema), false) = (schema, body.is_empty()) else { return Ok(()) };
+        let Ok(value) = serde_json::from_slice::<Value>(body) else { return Ok(()) };
+        self.conforms(&value, schema, "", 0).map_err(|problem| {
+            Refusal::Malformed(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed-request",
+                "Malformed request",
+                problem,
+            ))
+        })
+    }
+
+    fn resolve<'a>(&'a self, schema: &'a Value) -> &'a Value {
+        match schema.get("$ref").and_then(Value::as_str) {
+            Some(reference) => reference
+                .strip_prefix("#/components/schemas/")
+                .and_then(|name| self.components.get(name))
+                .unwrap_or(&Value::Null),
+            None => schema,
+        }
+    }
+
+    fn conforms(&self, value: &Value, schema: &Value, at: &str, depth: usize) -> Result<(), String> {
+        if depth > 16 {
+            return Ok(());
+        }
+        let schema = self.resolve(schema);
+        if let Some(all) = schema.get("allOf").and_then(Value::as_array) {
+            for part in all {
+                self.conforms(value, part, at, depth + 1)?;
+            }
+        }
+        let field = if at.is_empty() { "the body".to_owned() } else { format!("`{at}`") };
+        let wrong = |expected: &str| Err(format!("{field} must be {expected}"));
+        match (schema.get("type").and_then(Value::as_str), value) {
+            (_, Value::Null) => Ok(()),
+            (Some("string"), v) if !v.is_string() => wrong("a string"),
+            (Some("boolean"), v) if !v.is_boolean() => wrong("true or false"),
+            (Some("integer"), v) if !(v.is_i64() || v.is_u64()) => wrong("a whole number"),
+            (Some("number"), v) if !v.is_number() => wrong("a number"),
+            (Some("array"), Value::Array(items)) => {
+                let item_schema = schema.get("items").unwrap_or(&Value::Null);
+                items
+                    .iter()
+                    .enumerate()
+                    .try_for_each(|(i, item)| self.conforms(item, item_schema, &format!("{at}[{i}]"), depth + 1))
+            }
+            (Some("array"), _) => wrong("a list"),
+            (Some("object"), Value::Object(fields)) => {
+                let properties = schema.get("properties").and_then(Value::as_object);
+                let additional = schema.get("additionalProperties");
+                for (name, field_value) in fields {
+                    let path = if at.is_empty() { name.clone() } else { format!("{at}.{name}") };
+                    match (properties.and_then(|p| p.get(name)), additional) {
+                        (Some(property), _) => self.conforms(field_value, property, &path, depth + 1)?,
+                        (None, Some(additional)) if additional.is_object() => {
+                            self.conforms(field_value, additional, &path, depth + 1)?;
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(())
+            }
+            (Some("object"), _) => wrong("an object"),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    const DOCUMENT: &str = r##"{
+      "paths": {
+        "/things": {"post": {"requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Thing"}}}}}},
+        "/things/{id}": {"get": {}, "delete": {}},
+        "/things/special": {"put": {}}
+      },
+      "components": {"schemas": {"Thing": {"type": "object", "properties": {
+        "name": {"type": "string"}, "count": {"type": "integer"}, "tags": {"type": "array", "items": {"type": "string"}}
+      }}}}
+    }"##;
+
+    fn conformance() -> Conformance {
+        Conformance::from_document(DOCUMENT, "/api/v1")
+    }
+
+    #[test]
+    fn a_number_where_a_string_is_declared_is_refused_naming_the_field() {
+        let refusal = conformance().check(&Method::POST, "/api/v1/things", br#"{"name": 5}"#).unwrap_err();
+        let Refusal::Malformed(error) = refusal else { panic!("expected a malformed body") };
+        assert_eq!(error.0.detail, "`name` must be a string");
+        let refusal = conformance().check(&Method::POST, "/api/v1/things", br#"{"tags": ["a", true]}"#).unwrap_err();
+        let Refusal::Malformed(error) = refusal else { panic!("expected a malformed body") };
+        assert_eq!(error.0.detail, "`tags[1]` must be a string");
+    }
+
+    #[test]
+    fn well_typed_bodies_and_nulls_pass() {
+        let body = br#"{"name": "a", "count": 2, "tags": ["x"], "extra": 1}"#;
+        assert!(conformance().check(&Method::POST, "/api/v1/things", body).is_ok());
+        assert!(conformance().check(&Method::POST, "/api/v1/things", br#"{"name": null}"#).is_ok());
+    }
+
+    #[test]
+    fn an_unsupported_method_lists_the_supported_ones() {
+        let Err(Refusal::MethodNotAllowed(allowed)) = conformance().check(&Method::PATCH, "/api/v1/things/1", b"")
+        else {
+            panic!("expected 405")
+        };
+        assert_eq!(allowed, vec![Method::DELETE, Method::GET]);
+        assert!(
+            conformance().check(&Method::GET, "/api/v1/things/special", b"").is_ok(),
+            "a literal path without the method falls back to the parameter path that has it"
+        );
+        let Err(Refusal::MethodNotAllowed(allowed)) =
+            conformance().check(&Method::PATCH, "/api/v1/things/special", b"")
+        else {
+            panic!("expected 405")
+        };
+        assert_eq!(allowed, vec![Method::DELETE, Method::GET, Method::PUT]);
+        assert!(conformance().check(&Method::HEAD, "/api/v1/things/1", b"").is_ok());
+        assert!(conformance().check(&Method::GET, "/elsewhere", b"").is_ok());
+    }
+}
