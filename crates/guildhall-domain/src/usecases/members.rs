@@ -503,8 +503,10 @@ impl Members {
         let ctx = &self.ctx;
         ctx.decide_and_commit(
             || async {
-                let source = ctx.authorized::<LinkMemberError>(source_org, actor, &permissions::MEMBERS_MANAGE).await?;
+                // The organisation being changed is checked first: a member of it without
+                // the permission hears "forbidden", whatever they name as the source.
                 let target = ctx.authorized::<LinkMemberError>(target_org, actor, &permissions::MEMBERS_MANAGE).await?;
+                let source = ctx.authorized::<LinkMemberError>(source_org, actor, &permissions::MEMBERS_MANAGE).await?;
                 let now = ctx.now();
                 let managed = ctx
                     .ports

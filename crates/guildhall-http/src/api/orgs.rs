@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
 use guildhall_domain::audit::{AuditEntry, AuditTarget, FieldChange};
+use guildhall_domain::catalogue::permissions;
 use guildhall_domain::catalogue::{CapabilityKind, Catalogue};
 use guildhall_domain::ids::{FacilityId, OrgId, UserId};
 use guildhall_domain::org::{
@@ -12,6 +13,7 @@ use guildhall_domain::org::{
 use guildhall_domain::password::{CharacterClass, InvalidPasswordPolicy, PasswordPolicy};
 use guildhall_domain::ports::UndeliveredEmail;
 use guildhall_domain::query::{Page, PageRequest};
+use guildhall_domain::role::Scope;
 use guildhall_domain::usecases::{
     CapabilityState, CreateOrganisationError, ManageFacilityError, MemberQueryError, OrganisationUpdate, Organisations,
     RecordRunError, ResolveOrganisationError, RunReport, SetCapabilityError, UpdateOrganisationError,
@@ -1004,6 +1006,14 @@ impl OrgsApi {
         body: Json<CapabilityChanges>,
     ) -> ApiResult<Json<Vec<CapabilityBody>>> {
         let (caller, org) = self.scope(&credentials, &org.0).await?;
+        // Settings are checked before anything else, so that even an empty or invalid
+        // change is refused to those who may not make one.
+        self.0
+            .guildhall
+            .members()
+            .authorize(caller.user(), &permissions::ORG_SETTINGS, &Scope::Organisation(org))
+            .await
+            .map_err(ApiError::from)?;
         let organisations = self.organisations();
         let mut states = organisations.capabilities(caller.user(), org).await?;
         let mut changes = Vec::new();
