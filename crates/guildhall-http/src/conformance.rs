@@ -4,6 +4,8 @@
 //! - poem-openapi reads a JSON number or boolean where a string is declared (`"email": 5`
 //!   becomes `"5"`); a client that sends the wrong type has a bug it should hear about,
 //!   so such a body is refused with `400` naming the field;
+//! - a field the request does not define is refused with `400` naming it, instead of
+//!   being ignored (the published document says so: see [`strict_document`]);
 //! - a method the path does not support gets `405` with the `Allow` header RFC 9110
 //!   requires, listing the methods it does support.
 //!
@@ -95,7 +97,7 @@ impl Conformance {
             return Ok(());
         }
         // The most literal path that takes the method handles it (`/roles/preview` before
-        // `/roles/{role}`); a method none of them takes is 405, listing every one they do.
+        // `/roles/{role}`); a method none of them takes is 405.
         let mut matching = matching;
         matching.sort_by_key(|op| std::cmp::Reverse(op.segments.iter().filter(|s| s.is_some()).count()));
         let schema = matching.iter().flat_map(|op| &op.methods).find(|(m, _)| m == method).map(|(_, s)| s);
@@ -103,7 +105,15 @@ impl Conformance {
             if *method == Method::HEAD && matching.iter().flat_map(|op| &op.methods).any(|(m, _)| m == Method::GET) {
                 return Ok(());
             }
-            let allowed: BTreeSet<&str> = matching.iter().flat_map(|op| &op.methods).map(|(m, _)| m.as_str()).collect();
+            // `Allow` names what the document promises for this path: the most literal one.
+            let literal = |op: &&&Operation| op.segments.iter().filter(|s| s.is_some()).count();
+            let most = matching.iter().map(|op| literal(&op)).max().unwrap_or(0);
+            let allowed: BTreeSet<&str> = matching
+                .iter()
+                .filter(|op| literal(op) == most)
+                .flat_map(|op| &op.methods)
+                .map(|(m, _)| m.as_str())
+                .collect();
             return Err(Refusal::MethodNotAllowed(
                 allowed.into_iter().filter_map(|m| Method::from_bytes(m.as_bytes()).ok()).collect(),
             ));
@@ -165,6 +175,9 @@ impl Conformance {
                         (Some(property), _) => self.conforms(field_value, property, &path, depth + 1)?,
                         (None, Some(additional)) if additional.is_object() => {
                             self.conforms(field_value, additional, &path, depth + 1)?;
+                        }
+                        (None, Some(Value::Bool(false))) => {
+                            return Err(format!("`{path}` is not a field of this request; check its spelling"));
                         }
                         _ => {}
                     }
@@ -230,8 +243,78 @@ mod tests {
         else {
             panic!("expected 405")
         };
-        assert_eq!(allowed, vec![Method::DELETE, Method::GET, Method::PUT]);
+        assert_eq!(allowed, vec![Method::PUT], "Allow names the methods documented for the literal path");
         assert!(conformance().check(&Method::HEAD, "/api/v1/things/1", b"").is_ok());
         assert!(conformance().check(&Method::GET, "/elsewhere", b"").is_ok());
+    }
+}
+
+/// The document as published: every object a request body holds is declared closed
+/// (`additionalProperties: false`), because [`Conformance`] refuses fields a request does
+/// not define (a misspelt `defualt_role` in a PATCH would otherwise be silently ignored).
+/// Objects that are parts of an `allOf` composition stay open, since each part sees only
+/// some of the fields.
+#[must_use]
+pub fn strict_document(document: &str) -> String {
+    let Ok(mut value) = serde_json::from_str::<Value>(document) else { return document.to_owned() };
+    let mut closed = BTreeSet::new();
+    if let Some(paths) = value.get("paths").and_then(Value::as_object) {
+        for item in paths.values().filter_map(Value::as_object) {
+            for operation in item.values() {
+                let Some(content) = operation.pointer("/requestBody/content").and_then(Value::as_object) else {
+                    continue;
+                };
+                for media in content.values() {
+                    if let Some(schema) = media.get("schema") {
+                        collect_closed(schema, &value, &mut closed, 0);
+                    }
+                }
+            }
+        }
+    }
+    if let Some(schemas) = value.pointer_mut("/components/schemas").and_then(Value::as_object_mut) {
+        for name in closed {
+            if let Some(Value::Object(schema)) = schemas.get_mut(&name)
+                && schema.contains_key("properties")
+                && !schema.contains_key("additionalProperties")
+            {
+                schema.insert("additionalProperties".to_owned(), Value::Bool(false));
+            }
+        }
+    }
+    serde_json::to_string_pretty(&value).unwrap_or_else(|_| document.to_owned())
+}
+
+/// The names of the component schemas `schema` uses directly as whole objects.
+fn collect_closed(schema: &Value, document: &Value, closed: &mut BTreeSet<String>, depth: usize) {
+    if depth > 16 {
+        return;
+    }
+    if let Some(name) = schema.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/components/schemas/"))
+    {
+        if closed.insert(name.to_owned())
+            && let Some(target) = document.pointer(&format!("/components/schemas/{name}"))
+        {
+            collect_closed(target, document, closed, depth + 1);
+        }
+        return;
+    }
+    // `allOf: [{$ref}, {description}]` is how a described field refers to an object: the
+    // object is still whole there. Any other composition splits the fields between parts.
+    if let Some(parts) = schema.get("allOf").and_then(Value::as_array) {
+        let refs: Vec<&Value> = parts.iter().filter(|p| p.get("$ref").is_some()).collect();
+        let only_described = parts.iter().all(|p| p.get("$ref").is_some() || p.get("properties").is_none());
+        if refs.len() == 1 && only_described {
+            collect_closed(refs[0], document, closed, depth + 1);
+        }
+        return;
+    }
+    if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
+        for property in properties.values() {
+            collect_closed(property, document, closed, depth + 1);
+        }
+    }
+    if let Some(items) = schema.get("items") {
+        collect_closed(items, document, closed, depth + 1);
     }
 }

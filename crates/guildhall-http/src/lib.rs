@@ -33,19 +33,24 @@ pub use state::{AlwaysReady, ApiState, HttpSettings, Readiness};
 /// The OpenAPI document of the API, as served at `/openapi.json`.
 #[must_use]
 pub fn openapi_json(state: &ApiState) -> String {
-    api::service(state).spec()
+    conformance::strict_document(&api::service(state).spec())
 }
 
 /// The whole HTTP surface, ready to serve.
 pub fn routes(state: ApiState) -> impl Endpoint<Output = Response> {
     let service = api::service(&state);
-    let spec = service.spec_endpoint();
+    let document = std::sync::Arc::new(openapi_json(&state));
     let docs = service.swagger_ui();
     let limit = state.settings.body_limit;
-    let conformance = std::sync::Arc::new(conformance::Conformance::from_document(&service.spec(), "/api/v1"));
+    let conformance = std::sync::Arc::new(conformance::Conformance::from_document(&document, "/api/v1"));
     Route::new()
         .nest("/api/v1", service)
-        .at("/openapi.json", spec)
+        .at(
+            "/openapi.json",
+            get(poem::endpoint::make_sync(move |_| {
+                Response::builder().content_type("application/json; charset=utf-8").body(document.as_str().to_owned())
+            })),
+        )
         .nest("/docs", docs)
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))

@@ -67,7 +67,6 @@ pub enum JoinMode {
 /// Who may join without an invitation, and how.
 #[derive(Debug, Clone, Object)]
 #[oai(skip_serializing_if_is_none)]
-#[oai(deny_unknown_fields)]
 pub struct JoinPolicyBody {
     /// `invitation_only`, `requests_allowed` or `verified_domains`.
     pub mode: JoinMode,
@@ -186,7 +185,6 @@ impl CharacterClassBody {
 /// the strictest combination of the rules of every organisation they belong to.
 #[derive(Debug, Clone, Object)]
 #[oai(skip_serializing_if_is_none)]
-#[oai(deny_unknown_fields)]
 pub struct PasswordPolicyBody {
     /// The fewest characters a password may have (at least 8).
     pub min_length: u32,
@@ -367,7 +365,6 @@ impl OrganisationBody {
 /// Changes to an organisation; absent fields stay as they are.
 #[derive(Debug, Object)]
 #[oai(skip_serializing_if_is_none)]
-#[oai(deny_unknown_fields)]
 pub struct OrganisationPatch {
     /// A new display name.
     pub name: Option<String>,
@@ -380,7 +377,6 @@ pub struct OrganisationPatch {
 /// Changes to an organisation's settings; absent fields stay as they are.
 #[derive(Debug, Default, Object)]
 #[oai(skip_serializing_if_is_none)]
-#[oai(deny_unknown_fields)]
 pub struct SettingsPatch {
     /// Who may join without an invitation (the whole policy).
     pub join_policy: Option<JoinPolicyBody>,
@@ -410,7 +406,6 @@ pub enum Created {
 /// Capabilities to switch on or off.
 #[derive(Debug, Object)]
 #[oai(skip_serializing_if_is_none)]
-#[oai(deny_unknown_fields)]
 pub struct CapabilityChanges {
     /// Capability key → whether it should be on (`{"automated_recall": true}`). Keys
     /// left out keep their state.
@@ -436,7 +431,6 @@ pub enum RunOutcomeBody {
 /// A run of a capability, as the system that ran it reports it.
 #[derive(Debug, Object)]
 #[oai(skip_serializing_if_is_none)]
-#[oai(deny_unknown_fields)]
 pub struct NewRun {
     /// The capability that ran (its key); it must be on for the organisation.
     pub capability: String,
@@ -539,7 +533,6 @@ impl FacilityBody {
 /// A facility's name.
 #[derive(Debug, Object)]
 #[oai(skip_serializing_if_is_none)]
-#[oai(deny_unknown_fields)]
 pub struct FacilityForm {
     /// The name ("North Clinic"), unique within the organisation ignoring letter case.
     pub name: String,
@@ -1046,7 +1039,8 @@ impl OrgsApi {
         &self,
         credentials: Credentials,
         org: Path<String>,
-        /// Page size, 1 to 200 (50 when absent; larger values are lowered to 200).
+        /// Page size, 1 to 200 (50 when absent).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
         /// The `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
@@ -1164,7 +1158,8 @@ impl OrgsApi {
         &self,
         credentials: Credentials,
         org: Path<String>,
-        /// Page size, 1 to 200 (50 when absent; larger values are lowered to 200).
+        /// Page size, 1 to 200 (50 when absent).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
         /// The `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
@@ -1200,7 +1195,8 @@ impl OrgsApi {
         &self,
         credentials: Credentials,
         org: Path<String>,
-        /// Page size, 1 to 200 (50 when absent; larger values are lowered to 200).
+        /// Page size, 1 to 200 (50 when absent).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
         /// The `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
