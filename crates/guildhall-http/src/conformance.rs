@@ -272,6 +272,7 @@ pub fn strict_document(document: &str) -> String {
             }
         }
     }
+    bound_unsigned(&mut value, 0);
     if let Some(schemas) = value.pointer_mut("/components/schemas").and_then(Value::as_object_mut) {
         for name in closed {
             if let Some(Value::Object(schema)) = schemas.get_mut(&name)
@@ -283,6 +284,39 @@ pub fn strict_document(document: &str) -> String {
         }
     }
     serde_json::to_string_pretty(&value).unwrap_or_else(|_| document.to_owned())
+}
+
+/// Unsigned integers (`format: uint32`) get the `minimum` (and, for 32 bits and less,
+/// `maximum`) the format implies, so that the document says what the server accepts:
+/// JSON Schema treats `format` as a hint, and a negative number would otherwise count as
+/// valid.
+fn bound_unsigned(value: &mut Value, depth: usize) {
+    if depth > 64 {
+        return;
+    }
+    match value {
+        Value::Object(map) => {
+            let maximum = match map.get("format").and_then(Value::as_str) {
+                Some("uint8") => Some(u64::from(u8::MAX)),
+                Some("uint16") => Some(u64::from(u16::MAX)),
+                Some("uint32") => Some(u64::from(u32::MAX)),
+                Some("uint64") => None,
+                _ => Some(0),
+            };
+            let unsigned = map.get("type").and_then(Value::as_str) == Some("integer") && maximum != Some(0);
+            if unsigned {
+                map.entry("minimum").or_insert(Value::from(0));
+                if let Some(maximum) = maximum {
+                    map.entry("maximum").or_insert(Value::from(maximum));
+                }
+            }
+            for child in map.values_mut() {
+                bound_unsigned(child, depth + 1);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|item| bound_unsigned(item, depth + 1)),
+        _ => {}
+    }
 }
 
 /// The names of the component schemas `schema` uses directly as whole objects.
