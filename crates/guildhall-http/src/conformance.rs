@@ -190,65 +190,6 @@ impl Conformance {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::panic)]
-    use super::*;
-
-    const DOCUMENT: &str = r##"{
-      "paths": {
-        "/things": {"post": {"requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Thing"}}}}}},
-        "/things/{id}": {"get": {}, "delete": {}},
-        "/things/special": {"put": {}}
-      },
-      "components": {"schemas": {"Thing": {"type": "object", "properties": {
-        "name": {"type": "string"}, "count": {"type": "integer"}, "tags": {"type": "array", "items": {"type": "string"}}
-      }}}}
-    }"##;
-
-    fn conformance() -> Conformance {
-        Conformance::from_document(DOCUMENT, "/api/v1")
-    }
-
-    #[test]
-    fn a_number_where_a_string_is_declared_is_refused_naming_the_field() {
-        let refusal = conformance().check(&Method::POST, "/api/v1/things", br#"{"name": 5}"#).unwrap_err();
-        let Refusal::Malformed(error) = refusal else { panic!("expected a malformed body") };
-        assert_eq!(error.0.detail, "`name` must be a string");
-        let refusal = conformance().check(&Method::POST, "/api/v1/things", br#"{"tags": ["a", true]}"#).unwrap_err();
-        let Refusal::Malformed(error) = refusal else { panic!("expected a malformed body") };
-        assert_eq!(error.0.detail, "`tags[1]` must be a string");
-    }
-
-    #[test]
-    fn well_typed_bodies_and_nulls_pass() {
-        let body = br#"{"name": "a", "count": 2, "tags": ["x"], "extra": 1}"#;
-        assert!(conformance().check(&Method::POST, "/api/v1/things", body).is_ok());
-        assert!(conformance().check(&Method::POST, "/api/v1/things", br#"{"name": null}"#).is_ok());
-    }
-
-    #[test]
-    fn an_unsupported_method_lists_the_supported_ones() {
-        let Err(Refusal::MethodNotAllowed(allowed)) = conformance().check(&Method::PATCH, "/api/v1/things/1", b"")
-        else {
-            panic!("expected 405")
-        };
-        assert_eq!(allowed, vec![Method::DELETE, Method::GET]);
-        assert!(
-            conformance().check(&Method::GET, "/api/v1/things/special", b"").is_ok(),
-            "a literal path without the method falls back to the parameter path that has it"
-        );
-        let Err(Refusal::MethodNotAllowed(allowed)) =
-            conformance().check(&Method::PATCH, "/api/v1/things/special", b"")
-        else {
-            panic!("expected 405")
-        };
-        assert_eq!(allowed, vec![Method::PUT], "Allow names the methods documented for the literal path");
-        assert!(conformance().check(&Method::HEAD, "/api/v1/things/1", b"").is_ok());
-        assert!(conformance().check(&Method::GET, "/elsewhere", b"").is_ok());
-    }
-}
-
 /// The document as published: every object a request body holds is declared closed
 /// (`additionalProperties: false`), because [`Conformance`] refuses fields a request does
 /// not define (a misspelt `defualt_role` in a PATCH would otherwise be silently ignored).
@@ -350,5 +291,64 @@ fn collect_closed(schema: &Value, document: &Value, closed: &mut BTreeSet<String
     }
     if let Some(items) = schema.get("items") {
         collect_closed(items, document, closed, depth + 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    const DOCUMENT: &str = r##"{
+      "paths": {
+        "/things": {"post": {"requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Thing"}}}}}},
+        "/things/{id}": {"get": {}, "delete": {}},
+        "/things/special": {"put": {}}
+      },
+      "components": {"schemas": {"Thing": {"type": "object", "properties": {
+        "name": {"type": "string"}, "count": {"type": "integer"}, "tags": {"type": "array", "items": {"type": "string"}}
+      }}}}
+    }"##;
+
+    fn conformance() -> Conformance {
+        Conformance::from_document(DOCUMENT, "/api/v1")
+    }
+
+    #[test]
+    fn a_number_where_a_string_is_declared_is_refused_naming_the_field() {
+        let refusal = conformance().check(&Method::POST, "/api/v1/things", br#"{"name": 5}"#).unwrap_err();
+        let Refusal::Malformed(error) = refusal else { panic!("expected a malformed body") };
+        assert_eq!(error.0.detail, "`name` must be a string");
+        let refusal = conformance().check(&Method::POST, "/api/v1/things", br#"{"tags": ["a", true]}"#).unwrap_err();
+        let Refusal::Malformed(error) = refusal else { panic!("expected a malformed body") };
+        assert_eq!(error.0.detail, "`tags[1]` must be a string");
+    }
+
+    #[test]
+    fn well_typed_bodies_and_nulls_pass() {
+        let body = br#"{"name": "a", "count": 2, "tags": ["x"], "extra": 1}"#;
+        assert!(conformance().check(&Method::POST, "/api/v1/things", body).is_ok());
+        assert!(conformance().check(&Method::POST, "/api/v1/things", br#"{"name": null}"#).is_ok());
+    }
+
+    #[test]
+    fn an_unsupported_method_lists_the_supported_ones() {
+        let Err(Refusal::MethodNotAllowed(allowed)) = conformance().check(&Method::PATCH, "/api/v1/things/1", b"")
+        else {
+            panic!("expected 405")
+        };
+        assert_eq!(allowed, vec![Method::DELETE, Method::GET]);
+        assert!(
+            conformance().check(&Method::GET, "/api/v1/things/special", b"").is_ok(),
+            "a literal path without the method falls back to the parameter path that has it"
+        );
+        let Err(Refusal::MethodNotAllowed(allowed)) =
+            conformance().check(&Method::PATCH, "/api/v1/things/special", b"")
+        else {
+            panic!("expected 405")
+        };
+        assert_eq!(allowed, vec![Method::PUT], "Allow names the methods documented for the literal path");
+        assert!(conformance().check(&Method::HEAD, "/api/v1/things/1", b"").is_ok());
+        assert!(conformance().check(&Method::GET, "/elsewhere", b"").is_ok());
     }
 }
