@@ -83,26 +83,36 @@ async fn guard<E: Endpoint>(
     if bytes.len() > limit {
         return Err(problem::request_too_large().into());
     }
-    match conformance.check(request.method(), request.uri().path(), &bytes) {
+    let path = request.uri().path();
+    let read_only = ["/healthz", "/readyz", "/openapi.json"].contains(&path) || path.starts_with("/docs");
+    if read_only && !matches!(*request.method(), poem::http::Method::GET | poem::http::Method::HEAD) {
+        return Ok(method_not_allowed("GET, HEAD"));
+    }
+    match conformance.check(request.method(), path, &bytes) {
         Ok(()) => {}
         Err(conformance::Refusal::Malformed(problem)) => return Err(problem.into()),
         Err(conformance::Refusal::MethodNotAllowed(allowed)) => {
             let allow = allowed.iter().map(poem::http::Method::as_str).collect::<Vec<_>>().join(", ");
-            let mut response = ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method-not-allowed",
-                "Method not allowed",
-                format!("this address accepts {allow}"),
-            )
-            .into_response();
-            if let Ok(value) = allow.parse() {
-                response.headers_mut().insert(poem::http::header::ALLOW, value);
-            }
-            return Ok(response);
+            return Ok(method_not_allowed(&allow));
         }
     }
     request.set_body(bytes);
     Ok(next.call(request).await?.into_response())
+}
+
+/// `405` with the `Allow` header RFC 9110 requires.
+fn method_not_allowed(allow: &str) -> Response {
+    let mut response = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        format!("this address accepts {allow}"),
+    )
+    .into_response();
+    if let Ok(value) = allow.parse() {
+        response.headers_mut().insert(poem::http::header::ALLOW, value);
+    }
+    response
 }
 
 #[handler]

@@ -129,11 +129,17 @@ impl Argon2Hasher {
         &self,
         work: impl FnOnce(&Argon2<'static>) -> T + Send + 'static,
     ) -> Result<T, HashError> {
-        let _permit = self.permits.acquire().await.map_err(|_| HashError("the hashing pool is closed".into()))?;
+        let permit =
+            self.permits.clone().acquire_owned().await.map_err(|_| HashError("the hashing pool is closed".into()))?;
         let argon2 = self.argon2.clone();
-        tokio::task::spawn_blocking(move || work(&argon2))
-            .await
-            .map_err(|e| HashError(format!("the hashing task failed: {e}")))
+        // The permit moves into the task: a caller that is dropped (client gone) must not
+        // free it while the hash still runs.
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work(&argon2)
+        })
+        .await
+        .map_err(|e| HashError(format!("the hashing task failed: {e}")))
     }
 }
 

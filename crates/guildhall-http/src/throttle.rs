@@ -74,17 +74,21 @@ impl SignInThrottle {
         self.settings.base_delay.checked_mul(factor).map_or(self.settings.max_delay, |d| d.min(self.settings.max_delay))
     }
 
-    /// Whether an attempt under `keys` may go ahead now; `Err(seconds)` to wait otherwise.
+    /// Whether an attempt under `keys` may go ahead now; if so, the attempt is counted
+    /// as a failure at once, before the password is checked, so that a burst of
+    /// concurrent guesses cannot all pass before the first one is counted. A success
+    /// then clears the account ([`Self::succeeded`]); an attempt that ends before a
+    /// password was judged is given back ([`Self::refund`]).
     ///
     /// # Errors
     /// The number of whole seconds (at least 1) until the longest-waiting key allows an
     /// attempt.
-    pub fn check(&self, keys: &[&str]) -> Result<(), u64> {
+    pub fn attempt(&self, keys: &[&str]) -> Result<(), u64> {
         if !self.settings.enabled {
             return Ok(());
         }
         let now = self.clock.now();
-        let failures = self.failures.lock().map_err(|_| 1_u64)?;
+        let mut failures = self.failures.lock().map_err(|_| 1_u64)?;
         let wait = keys
             .iter()
             .filter_map(|key| failures.get(*key))
@@ -96,16 +100,11 @@ impl SignInThrottle {
             let millis = u64::try_from(wait.num_milliseconds()).unwrap_or(u64::MAX);
             return Err(millis.div_ceil(1000).max(1));
         }
+        self.record(&mut failures, keys, now);
         Ok(())
     }
 
-    /// Records a failed attempt under every key.
-    pub fn failed(&self, keys: &[&str]) {
-        if !self.settings.enabled {
-            return;
-        }
-        let now = self.clock.now();
-        let Ok(mut failures) = self.failures.lock() else { return };
+    fn record(&self, failures: &mut HashMap<String, Failures>, keys: &[&str], now: DateTime<Utc>) {
         if failures.len() >= MAX_KEYS {
             let forget_after = self.settings.forget_after;
             failures.retain(|_, f| now - f.last < forget_after);
@@ -124,6 +123,21 @@ impl SignInThrottle {
             }
             entry.count = entry.count.saturating_add(1);
             entry.last = now;
+        }
+    }
+
+    /// Gives back an attempt counted by [`Self::attempt`] that turned out not to be a
+    /// wrong guess (the password was right, or the check could not be made).
+    pub fn refund(&self, keys: &[&str]) {
+        if let Ok(mut failures) = self.failures.lock() {
+            for key in keys {
+                if let Some(entry) = failures.get_mut(*key) {
+                    entry.count = entry.count.saturating_sub(1);
+                    if entry.count == 0 {
+                        failures.remove(*key);
+                    }
+                }
+            }
         }
     }
 
@@ -147,43 +161,45 @@ mod tests {
     }
 
     #[test]
-    fn ten_failures_are_free_and_the_eleventh_attempt_waits_a_second() {
+    fn ten_attempts_are_free_and_the_eleventh_waits_a_second() {
         let (throttle, _) = throttle();
         for _ in 0..10 {
-            assert_eq!(throttle.check(&["a"]), Ok(()));
-            throttle.failed(&["a"]);
+            assert_eq!(throttle.attempt(&["a"]), Ok(()));
         }
-        assert_eq!(throttle.check(&["a"]), Err(1));
-        assert_eq!(throttle.check(&["b"]), Ok(()), "other keys are not affected");
+        assert_eq!(throttle.attempt(&["a"]), Err(1));
+        assert_eq!(throttle.attempt(&["b"]), Ok(()), "other keys are not affected");
     }
 
     #[test]
     fn the_delay_doubles_and_is_capped() {
         let (throttle, clock) = throttle();
-        for _ in 0..14 {
-            throttle.failed(&["a"]);
+        for round in 0..40 {
+            if let Err(wait) = throttle.attempt(&["a"]) {
+                assert!(wait <= 15 * 60, "never longer than max_delay (round {round})");
+                clock.advance(Duration::seconds(i64::try_from(wait).unwrap()));
+                throttle.attempt(&["a"]).unwrap();
+            }
         }
-        assert_eq!(throttle.check(&["a"]), Err(16));
-        for _ in 0..30 {
-            throttle.failed(&["a"]);
-        }
-        assert_eq!(throttle.check(&["a"]), Err(15 * 60), "never longer than max_delay");
+        assert_eq!(throttle.attempt(&["a"]), Err(15 * 60), "capped at max_delay");
         clock.advance(Duration::minutes(15));
-        assert_eq!(throttle.check(&["a"]), Ok(()), "no permanent lockout");
+        assert_eq!(throttle.attempt(&["a"]), Ok(()), "no permanent lockout");
     }
 
     #[test]
-    fn success_clears_and_old_failures_are_forgotten() {
+    fn success_clears_refunds_give_back_and_old_failures_are_forgotten() {
         let (throttle, clock) = throttle();
         for _ in 0..12 {
-            throttle.failed(&["a", "ip"]);
+            let _ = throttle.attempt(&["a", "ip"]);
         }
         throttle.succeeded("a");
-        assert_eq!(throttle.check(&["a"]), Ok(()));
-        assert!(throttle.check(&["a", "ip"]).is_err(), "the address still waits");
+        assert!(throttle.attempt(&["a", "ip"]).is_err(), "the address still waits");
         clock.advance(Duration::hours(1));
-        assert_eq!(throttle.check(&["ip"]), Ok(()));
-        throttle.failed(&["ip"]);
-        assert_eq!(throttle.check(&["ip"]), Ok(()), "the count restarted");
+        assert_eq!(throttle.attempt(&["ip"]), Ok(()), "forgotten after a quiet hour");
+        for _ in 0..10 {
+            throttle.attempt(&["c"]).unwrap();
+        }
+        throttle.refund(&["c"]);
+        throttle.attempt(&["c"]).unwrap();
+        assert!(throttle.attempt(&["c"]).is_err(), "the refund gave back exactly one attempt");
     }
 }

@@ -299,10 +299,12 @@ impl AuthApi {
     async fn login(&self, body: Json<LoginRequest>, remote: &RemoteAddr) -> ApiResult<LoginResponse> {
         let Json(body) = body;
         let (account, ip) = throttle_keys(&body.email, remote);
-        self.0.throttle.check(&[&account, &ip]).map_err(ApiError::too_many_attempts)?;
+        let keys = [account.as_str(), ip.as_str()];
+        self.0.throttle.attempt(&keys).map_err(ApiError::too_many_attempts)?;
         match self.0.guildhall.accounts().sign_in(&body.email, &body.password).await {
             Ok(signed_in) => {
                 self.0.throttle.succeeded(&account);
+                self.0.throttle.refund(&[&ip]);
                 let token = signed_in.token.expose().to_owned();
                 let max_age = (signed_in.session.expires_at - signed_in.session.created_at).num_seconds();
                 let cookie = session_cookie(&token, max_age);
@@ -317,8 +319,9 @@ impl AuthApi {
                 ))
             }
             Err(error) => {
-                if matches!(error, SignInError::InvalidCredentials) {
-                    self.0.throttle.failed(&[&account, &ip]);
+                // A wrong guess stays counted; anything else was not one.
+                if !matches!(error, SignInError::InvalidCredentials) {
+                    self.0.throttle.refund(&keys);
                 }
                 Err(error.into())
             }
@@ -341,10 +344,20 @@ impl AuthApi {
         &self,
         credentials: Credentials,
         body: Json<PasswordChangeRequest>,
+        remote: &RemoteAddr,
     ) -> ApiResult<Json<Done>> {
         let caller = self.0.caller_restricted(&credentials).await?;
         let Json(body) = body;
-        self.0
+        // A wrong current password is a guess at the account's password: it counts
+        // against the same limits as a failed sign-in.
+        let guessing = body.current_password.is_some();
+        let (account, ip) = throttle_keys(caller.authenticated.user.email.as_str(), remote);
+        let keys = [account.as_str(), ip.as_str()];
+        if guessing {
+            self.0.throttle.attempt(&keys).map_err(ApiError::too_many_attempts)?;
+        }
+        let changed = self
+            .0
             .guildhall
             .accounts()
             .change_password(ChangePassword {
@@ -353,7 +366,11 @@ impl AuthApi {
                 current_password: body.current_password,
                 new_password: body.new_password,
             })
-            .await?;
+            .await;
+        if guessing && !matches!(changed, Err(ChangePasswordError::WrongPassword)) {
+            self.0.throttle.refund(&keys);
+        }
+        changed?;
         Ok(Json(Done::new("your password is changed; your other sessions have ended")))
     }
 

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs, dead_code)]
 
 mod auth;
+mod hardening;
 mod idor;
 mod invitations;
 mod members;
