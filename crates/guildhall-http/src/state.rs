@@ -74,6 +74,21 @@ impl ApiState {
         Self { guildhall, settings: Arc::new(settings), throttle, readiness, clock }
     }
 
+    /// The signed-in caller (with full access) and the organisation a path names: what
+    /// every org-scoped handler starts with.
+    ///
+    /// # Errors
+    /// As [`Self::caller`] and [`Self::org`].
+    pub async fn scope(
+        &self,
+        credentials: &crate::session::Credentials,
+        org: &str,
+    ) -> Result<(crate::session::Caller, OrgId), ApiError> {
+        let caller = self.caller(credentials).await?;
+        let org = self.org(org).await?;
+        Ok((caller, org))
+    }
+
     /// The organisation a path names by id or slug. An unknown one is `404`, like one
     /// the caller does not belong to (the use cases check membership).
     ///

@@ -609,8 +609,7 @@ impl InvitationsApi {
     /// Needs `members.manage`.
     #[oai(path = "/orgs/:org/invitations", method = "get", operation_id = "list_invitations")]
     async fn list(&self, credentials: Credentials, org: Path<String>) -> ApiResult<Json<Vec<InvitationBody>>> {
-        let caller = self.0.caller(&credentials).await?;
-        let org = self.0.org(&org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         let invitations = self.0.guildhall.invitations().list(caller.user(), org).await?;
         Ok(Json(invitations.iter().map(InvitationBody::of_summary).collect()))
     }
@@ -627,8 +626,7 @@ impl InvitationsApi {
         org: Path<String>,
         body: Json<NewInvitation>,
     ) -> ApiResult<InvitationCreated> {
-        let caller = self.0.caller(&credentials).await?;
-        let org = self.0.org(&org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         let Json(body) = body;
         let role = match RoleKey::parse(&body.role) {
             Ok(role) => role,
@@ -655,8 +653,7 @@ impl InvitationsApi {
         org: Path<String>,
         id: Path<String>,
     ) -> ApiResult<Json<InvitationBody>> {
-        let caller = self.0.caller(&credentials).await?;
-        let org = self.0.org(&org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         let id = invitation_id(&id.0)?;
         let invitation = self.0.guildhall.invitations().revoke(caller.user(), org, id).await?;
         Ok(Json(InvitationBody::written(&invitation)))
@@ -672,8 +669,7 @@ impl InvitationsApi {
         org: Path<String>,
         id: Path<String>,
     ) -> ApiResult<Json<InvitationBody>> {
-        let caller = self.0.caller(&credentials).await?;
-        let org = self.0.org(&org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         let id = invitation_id(&id.0)?;
         let invitation = self.0.guildhall.invitations().resend(caller.user(), org, id).await?;
         Ok(Json(InvitationBody::written(&invitation)))
@@ -733,8 +729,7 @@ impl InvitationsApi {
         credentials: Credentials,
         org: Path<String>,
     ) -> ApiResult<Json<Vec<PendingJoinRequestBody>>> {
-        let caller = self.0.caller(&credentials).await?;
-        let org = self.0.org(&org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         let requests = self.0.guildhall.join_requests().pending(caller.user(), org).await?;
         Ok(Json(requests.iter().map(PendingJoinRequestBody::from).collect()))
     }
@@ -752,8 +747,7 @@ impl InvitationsApi {
         org: Path<String>,
         body: Json<NewJoinRequest>,
     ) -> ApiResult<JoinRequested> {
-        let caller = self.0.caller(&credentials).await?;
-        let org = self.0.org(&org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         let outcome =
             self.0.guildhall.join_requests().request_to_join(caller.user(), org, body.0.message.as_deref()).await?;
         Ok(match outcome {
@@ -782,8 +776,7 @@ impl InvitationsApi {
         id: Path<String>,
         body: Json<JoinApproval>,
     ) -> ApiResult<Json<MembershipBody>> {
-        let caller = self.0.caller(&credentials).await?;
-        let org = self.0.org(&org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         let id = join_request_id(&id.0)?;
         let Json(body) = body;
         let role = optional_role(body.role.as_deref())?;
@@ -802,8 +795,7 @@ impl InvitationsApi {
         id: Path<String>,
         body: Json<JoinRejection>,
     ) -> ApiResult<Json<JoinRequestBody>> {
-        let caller = self.0.caller(&credentials).await?;
-        let org = self.0.org(&org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         let id = join_request_id(&id.0)?;
         let Json(body) = body;
         let request = self.0.guildhall.join_requests().reject(caller.user(), org, id, body.reason.as_deref()).await?;
@@ -820,8 +812,7 @@ impl InvitationsApi {
         org: Path<String>,
         id: Path<String>,
     ) -> ApiResult<Json<JoinRequestBody>> {
-        let caller = self.0.caller(&credentials).await?;
-        let org = self.0.org(&org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         let id = join_request_id(&id.0)?;
         let request = self.0.guildhall.join_requests().withdraw(caller.user(), org, id).await?;
         Ok(Json(JoinRequestBody::from(&request)))

@@ -1,7 +1,6 @@
 //! `/me`: one's own account, memberships (the linked-accounts view) and sessions.
 
 use guildhall_domain::ids::SessionId;
-use guildhall_domain::membership::MemberState;
 use guildhall_domain::token::Session;
 use guildhall_domain::usecases::{
     ListSessionsError, OverviewError, ProfileUpdate, RequestEmailChangeError, ResendVerificationError,
@@ -83,18 +82,8 @@ pub struct LinkedMembershipView {
     pub role: String,
     /// The role's display name.
     pub role_name: String,
-    /// `active`, `suspended` or `expired`.
-    pub state: String,
-}
-
-/// The state of a membership, as the API spells it.
-#[must_use]
-pub fn member_state(state: MemberState) -> &'static str {
-    match state {
-        MemberState::Active => "active",
-        MemberState::Suspended => "suspended",
-        MemberState::Expired => "expired",
-    }
+    /// Whether the membership is in force now.
+    pub state: super::members::MemberStateBody,
 }
 
 /// One's account and every organisation it belongs to.
@@ -237,7 +226,7 @@ impl MeApi {
                     name: m.name.to_string(),
                     role: m.role.to_string(),
                     role_name: m.role_name,
-                    state: member_state(m.state).to_owned(),
+                    state: m.state.into(),
                 })
                 .collect(),
         }))

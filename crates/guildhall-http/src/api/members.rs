@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use guildhall_domain::ids::{FacilityId, UserId};
-use guildhall_domain::membership::{AccessScope, MemberState, Membership, MembershipOrigin, MembershipStatus};
+use guildhall_domain::membership::{AccessScope, MemberState, Membership, MembershipStatus};
 use guildhall_domain::policy::InvariantViolation;
 use guildhall_domain::query::{MemberPage, MemberSummary};
 use guildhall_domain::role::{Denial, Explanation, Reason};
@@ -21,6 +21,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
+use super::invitations::MembershipOriginBody;
 use super::{Done, Tag, patch_field};
 use crate::problem::{ApiError, ApiResult, FieldError, field_errors};
 use crate::session::Credentials;
@@ -93,34 +94,6 @@ impl From<MemberState> for MemberStateBody {
     }
 }
 
-/// How a person became a member.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-#[oai(rename_all = "snake_case")]
-pub enum MemberOriginBody {
-    /// Created the organisation.
-    Founder,
-    /// Accepted an invitation.
-    Invitation,
-    /// Had a join request approved.
-    JoinRequest,
-    /// Had the account created by an administrator.
-    CreatedByAdministrator,
-    /// Was linked from another organisation an administrator also manages.
-    Linked,
-}
-
-impl From<MembershipOrigin> for MemberOriginBody {
-    fn from(origin: MembershipOrigin) -> Self {
-        match origin {
-            MembershipOrigin::Founder => Self::Founder,
-            MembershipOrigin::Invitation => Self::Invitation,
-            MembershipOrigin::JoinRequest => Self::JoinRequest,
-            MembershipOrigin::CreatedByAdministrator => Self::CreatedByAdministrator,
-            MembershipOrigin::Linked => Self::Linked,
-        }
-    }
-}
-
 /// One member, as an administrator (or the member themselves) sees them.
 #[derive(Debug, Object)]
 #[oai(skip_serializing_if_is_none)]
@@ -161,7 +134,7 @@ pub struct MemberBody {
     /// and nothing while suspended or expired.
     pub permissions: Vec<String>,
     /// How the person became a member.
-    pub origin: MemberOriginBody,
+    pub origin: MembershipOriginBody,
     /// Who added them (absent for the founder).
     pub added_by: Option<String>,
     /// When they were added.
@@ -672,8 +645,7 @@ impl MembersApi {
         /// The `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
     ) -> ApiResult<Json<MemberPageBody>> {
-        let caller = self.0.caller(&credentials).await?;
-        let org = self.0.org(&org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         // Out-of-range numbers reach the use case as out-of-range numbers, so that it
         // reports them like any other bad limit.
         let limit = limit.0.map(|n| u32::try_from(n).unwrap_or(if n < 0 { 0 } else { u32::MAX }));
@@ -697,8 +669,7 @@ impl MembersApi {
         org: Path<String>,
         body: Json<NewMemberRequest>,
     ) -> ApiResult<CreateMemberResponse> {
-        let caller = self.0.caller(&credentials).await?;
-        let org = self.0.org(&org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         let Json(body) = body;
         let mut errors = Vec::new();
         let facilities = parse_facilities(&body.facilities, &mut errors);
@@ -766,8 +737,7 @@ impl MembersApi {
         org: Path<String>,
         user: Path<String>,
     ) -> ApiResult<Json<MemberBody>> {
-        let caller = self.0.caller(&credentials).await?;
-        let org = self.0.org(&org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         let user = parse_user(&user.0)?;
         Ok(Json(self.details(caller.user(), org, user).await?))
     }
@@ -786,8 +756,7 @@ impl MembersApi {
         user: Path<String>,
         body: Json<MemberPatch>,
     ) -> ApiResult<Json<MemberBody>> {
-        let caller = self.0.caller(&credentials).await?;
-        let org = self.0.org(&org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         let user = parse_user(&user.0)?;
         let Json(body) = body;
         let mut problems = Vec::new();
@@ -818,8 +787,7 @@ impl MembersApi {
     /// Needs `members.manage`. To leave yourself, use `POST /orgs/{org}/leave`.
     #[oai(path = "/orgs/:org/members/:user", method = "delete", operation_id = "remove_member")]
     async fn remove(&self, credentials: Credentials, org: Path<String>, user: Path<String>) -> ApiResult<Json<Done>> {
-        let caller = self.0.caller(&credentials).await?;
-        let org = self.0.org(&org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         let user = parse_user(&user.0)?;
         self.0.guildhall.members().remove(caller.user(), org, user).await?;
         Ok(Json(Done::new("the member was removed from the organisation and signed out")))
@@ -836,8 +804,7 @@ impl MembersApi {
         org: Path<String>,
         user: Path<String>,
     ) -> ApiResult<Json<MemberBody>> {
-        let caller = self.0.caller(&credentials).await?;
-        let org = self.0.org(&org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         let user = parse_user(&user.0)?;
         self.0.guildhall.members().suspend(caller.user(), org, user).await?;
         Ok(Json(self.details(caller.user(), org, user).await?))
@@ -851,8 +818,7 @@ impl MembersApi {
         org: Path<String>,
         user: Path<String>,
     ) -> ApiResult<Json<MemberBody>> {
-        let caller = self.0.caller(&credentials).await?;
-        let org = self.0.org(&org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         let user = parse_user(&user.0)?;
         self.0.guildhall.members().reactivate(caller.user(), org, user).await?;
         Ok(Json(self.details(caller.user(), org, user).await?))
@@ -872,8 +838,7 @@ impl MembersApi {
         /// A permission key (`patients.message`, `reports.download`, ...).
         permission: Query<String>,
     ) -> ApiResult<Json<PermissionExplanation>> {
-        let caller = self.0.caller(&credentials).await?;
-        let org = self.0.org(&org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         let user = parse_user(&user.0)?;
         let explanation = self.0.guildhall.members().explain(caller.user(), org, user, &permission.0).await?;
         Ok(Json(PermissionExplanation::of(&explanation)))
@@ -885,8 +850,7 @@ impl MembersApi {
     /// (`409 last-administrator`): make someone else an administrator first.
     #[oai(path = "/orgs/:org/leave", method = "post", operation_id = "leave_org")]
     async fn leave(&self, credentials: Credentials, org: Path<String>) -> ApiResult<Json<Done>> {
-        let caller = self.0.caller(&credentials).await?;
-        let org = self.0.org(&org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         self.0.guildhall.members().leave(caller.user(), org).await?;
         Ok(Json(Done::new("you have left the organisation")))
     }

@@ -27,7 +27,7 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
 use super::Tag;
 use crate::problem::{ApiError, ApiResult, FieldError};
-use crate::session::{Caller, Credentials};
+use crate::session::Credentials;
 use crate::state::ApiState;
 
 /// `/orgs` endpoints.
@@ -861,13 +861,6 @@ impl OrgsApi {
         self.0.guildhall.organisations()
     }
 
-    /// The caller and the organisation the path names.
-    async fn scope(&self, credentials: &Credentials, org: &str) -> ApiResult<(Caller, OrgId)> {
-        let caller = self.0.caller(credentials).await?;
-        let org = self.0.org(org).await?;
-        Ok((caller, org))
-    }
-
     /// Answers as the domain would answer this caller about this organisation before
     /// looking at the request (`404` for outsiders), for requests the adapter refuses
     /// itself (a malformed id), so that an outsider cannot tell organisations apart.
@@ -924,7 +917,7 @@ impl OrgsApi {
     /// An organisation the caller belongs to, by id or slug, with its settings and capabilities.
     #[oai(path = "/orgs/:org", method = "get", operation_id = "get_org")]
     async fn get(&self, credentials: Credentials, org: Path<String>) -> ApiResult<Json<OrganisationBody>> {
-        let (caller, org) = self.scope(&credentials, &org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         let view = self.organisations().get(caller.user(), org).await?;
         Ok(Json(OrganisationBody::with(&view.organisation, &view.capabilities)))
     }
@@ -941,7 +934,7 @@ impl OrgsApi {
         org: Path<String>,
         body: Json<OrganisationPatch>,
     ) -> ApiResult<Json<OrganisationBody>> {
-        let (caller, org) = self.scope(&credentials, &org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         let Json(body) = body;
         let settings = body.settings.unwrap_or_default();
         let mut problems = Vec::new();
@@ -981,7 +974,7 @@ impl OrgsApi {
     /// Every capability the installation declares and whether it is on for the organisation.
     #[oai(path = "/orgs/:org/capabilities", method = "get", operation_id = "list_org_capabilities")]
     async fn capabilities(&self, credentials: Credentials, org: Path<String>) -> ApiResult<Json<Vec<CapabilityBody>>> {
-        let (caller, org) = self.scope(&credentials, &org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         let states = self.organisations().capabilities(caller.user(), org).await?;
         Ok(Json(states.iter().map(CapabilityBody::of).collect()))
     }
@@ -998,7 +991,7 @@ impl OrgsApi {
         org: Path<String>,
         body: Json<CapabilityChanges>,
     ) -> ApiResult<Json<Vec<CapabilityBody>>> {
-        let (caller, org) = self.scope(&credentials, &org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         // Settings are checked before anything else, so that even an empty or invalid
         // change is refused to those who may not make one.
         self.0
@@ -1045,7 +1038,7 @@ impl OrgsApi {
         /// The `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
     ) -> ApiResult<Json<RunPage>> {
-        let (caller, org) = self.scope(&credentials, &org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         let (organisations, user) = (self.organisations(), caller.user());
         let fetch = move |page| {
             let organisations = organisations.clone();
@@ -1063,7 +1056,7 @@ impl OrgsApi {
         org: Path<String>,
         body: Json<NewRun>,
     ) -> ApiResult<RunRecorded> {
-        let (caller, org) = self.scope(&credentials, &org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         let Json(body) = body;
         let mut problems = Vec::new();
         let capability = CapabilityKey::parse(&body.capability)
@@ -1104,7 +1097,7 @@ impl OrgsApi {
     /// The organisation's facilities, by name (any member).
     #[oai(path = "/orgs/:org/facilities", method = "get", operation_id = "list_org_facilities")]
     async fn facilities(&self, credentials: Credentials, org: Path<String>) -> ApiResult<Json<Vec<FacilityBody>>> {
-        let (caller, org) = self.scope(&credentials, &org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         let facilities = self.organisations().facilities(caller.user(), org).await?;
         Ok(Json(facilities.iter().map(FacilityBody::of).collect()))
     }
@@ -1117,7 +1110,7 @@ impl OrgsApi {
         org: Path<String>,
         body: Json<FacilityForm>,
     ) -> ApiResult<FacilityCreated> {
-        let (caller, org) = self.scope(&credentials, &org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         let facility = self.organisations().create_facility(caller.user(), org, &body.0.name).await?;
         Ok(FacilityCreated::Created(Json(FacilityBody::of(&facility))))
     }
@@ -1131,7 +1124,7 @@ impl OrgsApi {
         id: Path<String>,
         body: Json<FacilityForm>,
     ) -> ApiResult<Json<FacilityBody>> {
-        let (caller, org) = self.scope(&credentials, &org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         let id = self.facility_id(caller.user(), org, &id.0).await?;
         let facility = self.organisations().rename_facility(caller.user(), org, id, &body.0.name).await?;
         Ok(Json(FacilityBody::of(&facility)))
@@ -1146,7 +1139,7 @@ impl OrgsApi {
         org: Path<String>,
         id: Path<String>,
     ) -> ApiResult<Json<FacilityBody>> {
-        let (caller, org) = self.scope(&credentials, &org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         let id = self.facility_id(caller.user(), org, &id.0).await?;
         let facility = self.organisations().delete_facility(caller.user(), org, id).await?;
         Ok(Json(FacilityBody::of(&facility)))
@@ -1164,7 +1157,7 @@ impl OrgsApi {
         /// The `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
     ) -> ApiResult<Json<AuditPage>> {
-        let (caller, org) = self.scope(&credentials, &org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         let (organisations, user) = (self.organisations(), caller.user());
         let fetch = move |page| {
             let organisations = organisations.clone();
@@ -1201,7 +1194,7 @@ impl OrgsApi {
         /// The `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
     ) -> ApiResult<Json<UndeliveredPage>> {
-        let (caller, org) = self.scope(&credentials, &org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         let (organisations, user) = (self.organisations(), caller.user());
         let fetch = move |page| {
             let organisations = organisations.clone();

@@ -481,8 +481,7 @@ impl RolesApi {
     /// Any member may list them.
     #[oai(path = "/orgs/:org/roles", method = "get", operation_id = "list_roles")]
     async fn list(&self, credentials: Credentials, org: Path<String>) -> ApiResult<Json<Vec<RoleBody>>> {
-        let caller = self.0.caller(&credentials).await?;
-        let org = self.0.org(&org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         let roles = self.0.guildhall.roles().list(caller.user(), org).await?;
         Ok(Json(roles.iter().map(RoleBody::of_view).collect()))
     }
@@ -492,8 +491,7 @@ impl RolesApi {
     /// Needs `roles.manage`; you may grant only permissions you hold yourself.
     #[oai(path = "/orgs/:org/roles", method = "post", operation_id = "create_role")]
     async fn create(&self, credentials: Credentials, org: Path<String>, body: Json<NewRole>) -> ApiResult<RoleCreated> {
-        let caller = self.0.caller(&credentials).await?;
-        let org = self.0.org(&org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         let Json(body) = body;
         let role = self
             .0
@@ -519,8 +517,7 @@ impl RolesApi {
         org: Path<String>,
         body: Json<ProposedRoleChange>,
     ) -> ApiResult<Json<RoleChangePreviewBody>> {
-        let caller = self.0.caller(&credentials).await?;
-        let org = self.0.org(&org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         let change = proposed(&body.0)?;
         let preview = self
             .0
@@ -537,8 +534,7 @@ impl RolesApi {
     /// Any member may look at roles.
     #[oai(path = "/orgs/:org/roles/:role", method = "get", operation_id = "get_role")]
     async fn get(&self, credentials: Credentials, org: Path<String>, role: Path<String>) -> ApiResult<Json<RoleBody>> {
-        let caller = self.0.caller(&credentials).await?;
-        let org = self.0.org(&org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         let key = path_role(&role.0)?;
         let view = self.current_role(caller.user(), org, &key).await?;
         Ok(Json(RoleBody::of_view(&view)))
@@ -557,8 +553,7 @@ impl RolesApi {
         role: Path<String>,
         body: Json<RolePatch>,
     ) -> ApiResult<Json<RoleBody>> {
-        let caller = self.0.caller(&credentials).await?;
-        let org = self.0.org(&org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         let key = path_role(&role.0)?;
         let Json(body) = body;
         let permissions = match body.permissions {
@@ -593,8 +588,7 @@ impl RolesApi {
         /// The role the deleted role's members move to (its key).
         replacement: Query<Option<String>>,
     ) -> ApiResult<Json<RoleChangePreviewBody>> {
-        let caller = self.0.caller(&credentials).await?;
-        let org = self.0.org(&org.0).await?;
+        let (caller, org) = self.0.scope(&credentials, &org.0).await?;
         let key = path_role(&role.0)?;
         let replacement = match replacement.0.as_deref() {
             Some(raw) => {
