@@ -12,6 +12,8 @@
 //!   `explain`.
 //! * [`policy`]: the invariants and the role-change preview.
 //! * [`password`]: password policies.
+//! * [`throttle`]: the failed sign-in throttling policy (the counters are the
+//!   [`ports::SignInAttempts`] port).
 //! * [`usecases`]: one method per thing a person does, each with its own error type.
 //! * `testing` (feature `testing`): in-memory adapters of every port.
 //!
@@ -35,6 +37,7 @@ pub mod query;
 pub mod role;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod throttle;
 pub mod token;
 pub mod usecases;
 pub mod user;

@@ -7,7 +7,8 @@
 //! none of it. See `docs/adr/0001-unit-of-work.md`.
 //!
 //! Time, randomness, identifiers and password hashing are ports too, so the domain is
-//! deterministic under test.
+//! deterministic under test. [`SignInAttempts`] holds the failed sign-in counters that
+//! every instance of the service shares.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -24,6 +25,7 @@ use crate::org::{Facility, Organisation, RunRecord};
 use crate::password::Password;
 use crate::query::{MemberPage, MemberQuery, Page, PageRequest};
 use crate::role::Role;
+use crate::throttle::ThrottlePolicy;
 use crate::token::{OneTimeToken, Secret, Session, TokenHash};
 use crate::user::{PasswordHash, User};
 use crate::values::{AlertKind, EmailAddress, OrgSlug, RoleKey};
@@ -308,6 +310,71 @@ pub trait Outbox: Send + Sync {
     /// # Errors
     /// MUST return `StoreError` only when storage fails.
     async fn release(&self, ids: &[MessageId]) -> Result<(), StoreError>;
+}
+
+/// Counts failed sign-ins per key (an account, a client address), for throttling
+/// ([`crate::throttle`]). Every instance of the service MUST see the same counts: behind a
+/// load balancer, an attacker spreading guesses over the instances must get no more than
+/// one allowance. The SQL store implements it in its database; `guildhall-http`'s
+/// `InProcessAttempts` keeps the counts in one process's memory, for embedders with no
+/// database and a single process.
+///
+/// Only what a key is counted under matters to an implementation: it may store a hash of
+/// the key rather than the text (which holds an address or an IP address). Times are
+/// parameters; an implementation reads no clock.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait SignInAttempts: Send + Sync {
+    /// Charges one attempt under every key at `now`, if the policy allows it.
+    ///
+    /// If any key must still wait ([`ThrottlePolicy::wait`] of its count and last failure
+    /// is above zero), returns `Ok(Err(wait))` with the longest wait and counts nothing
+    /// under any key. Otherwise counts one failure under each distinct key (a key named
+    /// twice counts once), as [`ThrottlePolicy::count_after_failure`] says (a forgotten
+    /// key starts again from zero), sets its last failure to `now`, and returns
+    /// `Ok(Ok(()))`. No keys: `Ok(Ok(()))`, nothing counted.
+    ///
+    /// The attempt is counted before the password is checked, so that a burst of
+    /// concurrent guesses cannot all pass before the first is counted; a caller gives it
+    /// back with [`Self::refund`] when it turns out not to be a wrong guess.
+    ///
+    /// Implementations MUST check and count atomically, across every process that shares
+    /// the counts: concurrent callers can never together exceed the allowance (of 40
+    /// concurrent attempts under one fresh key with 10 free failures, exactly 10 are
+    /// allowed), and a refused attempt MUST leave every key as it was.
+    ///
+    /// # Errors
+    /// MUST return `StoreError` only when storage fails; nothing is counted then.
+    async fn attempt(
+        &self,
+        keys: &[String],
+        policy: &ThrottlePolicy,
+        now: DateTime<Utc>,
+    ) -> Result<Result<(), Duration>, StoreError>;
+
+    /// Gives back one attempt under each distinct key (one that turned out not to be a
+    /// wrong guess): decrements its count, deleting a key that reaches zero. Unknown keys
+    /// are left alone. The last failure's time is kept.
+    ///
+    /// # Errors
+    /// MUST return `StoreError` only when storage fails.
+    async fn refund(&self, keys: &[String]) -> Result<(), StoreError>;
+
+    /// Deletes `key` (a successful sign-in clears its account's count). An unknown key is
+    /// no error.
+    ///
+    /// # Errors
+    /// MUST return `StoreError` only when storage fails.
+    async fn clear(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Deletes every key whose last failure is before `older_than` (callers pass
+    /// `now - forget_after`: such keys no longer count) and returns how many it deleted.
+    /// Implementations MUST NOT delete a key whose last failure is at or after
+    /// `older_than`, and MAY leave out keys another caller is counting at that moment.
+    ///
+    /// # Errors
+    /// MUST return `StoreError` only when storage fails.
+    async fn forget(&self, older_than: DateTime<Utc>) -> Result<u64, StoreError>;
 }
 
 /// A condition a commit relies on; if any no longer holds, nothing is written and

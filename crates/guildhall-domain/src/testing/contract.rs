@@ -28,6 +28,9 @@
 //!
 //! An adapter implements [`OutboxInspection`] as well (one query), so that the suite can
 //! see that the outbox erases the secrets it held.
+//!
+//! [`sign_in`] is the suite of the [`SignInAttempts`](crate::ports::SignInAttempts) port,
+//! run the same way.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -65,6 +68,8 @@ use crate::values::{
 };
 
 use super::{MemoryStore, SequentialIds};
+
+pub mod sign_in;
 
 /// Every storage port in one bound: what a store under contract implements.
 ///
