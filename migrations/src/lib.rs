@@ -9,7 +9,8 @@
 //! Conventions shared by every table:
 //!
 //! * Identifiers are the domain's UUIDs as 16 raw bytes (`BLOB` / `BYTEA`); byte order is
-//!   UUID order, so v7 ids are time-ordered in every index. Token hashes are 32 raw bytes.
+//!   UUID order, so v7 ids are time-ordered in every index. Token hashes (and the
+//!   SHA-256 keys of failed sign-in counters) are 32 raw bytes.
 //! * Instants are `BIGINT` nanoseconds since the Unix epoch (UTC): exact round trips of
 //!   `chrono::DateTime<Utc>` on both backends, compared as integers.
 //! * Values with internal structure that are never filtered on (organisation settings,
@@ -24,6 +25,7 @@ use sea_orm_migration::prelude::*;
 
 pub mod m20261123_000001_schema;
 pub mod m20261123_000002_undelivered;
+pub mod m20261123_000003_sign_in_failures;
 
 /// Runs Guildhall's migrations, oldest first.
 #[derive(Debug)]
@@ -32,6 +34,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261123_000001_schema::Migration), Box::new(m20261123_000002_undelivered::Migration)]
+        vec![
+            Box::new(m20261123_000001_schema::Migration),
+            Box::new(m20261123_000002_undelivered::Migration),
+            Box::new(m20261123_000003_sign_in_failures::Migration),
+        ]
     }
 }

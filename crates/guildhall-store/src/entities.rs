@@ -197,6 +197,12 @@ entity!(outbox, "outbox", {
     secret: bool,
 });
 
+entity!(sign_in_failures, "sign_in_failures", {
+    #[sea_orm(primary_key, auto_increment = false)] key: Vec<u8>,
+    failures: i64,
+    last_failure: i64,
+});
+
 /// Every entity's table and column names, for comparing with the database.
 pub(crate) fn tables() -> Vec<(String, Vec<String>)> {
     fn columns<E: EntityTrait>(entity: E) -> (String, Vec<String>) {
@@ -220,5 +226,6 @@ pub(crate) fn tables() -> Vec<(String, Vec<String>)> {
         columns(account_audit::Entity),
         columns(runs::Entity),
         columns(outbox::Entity),
+        columns(sign_in_failures::Entity),
     ]
 }

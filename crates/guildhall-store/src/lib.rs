@@ -3,7 +3,8 @@
 //!
 //! [`Store`] implements `UserRepository`, `OrganisationRepository`,
 //! `MembershipRepository`, `InvitationRepository`, `JoinRequestRepository`,
-//! `TokenRepository`, `AuditLog`, `Outbox` and `UnitOfWork`. The schema lives in the
+//! `TokenRepository`, `AuditLog`, `Outbox`, `UnitOfWork` and `SignInAttempts` (the failed
+//! sign-in counters every instance shares). The schema lives in the
 //! `migrations` crate; [`Store::migrate`] applies it.
 //!
 //! ```no_run
@@ -37,6 +38,12 @@
 //!   deadlock or serialisation failure reported by PostgreSQL is a `Conflict` too (the use
 //!   case decides again).
 //!
+//! [`SignInAttempts::attempt`](guildhall_domain::ports::SignInAttempts::attempt) checks
+//! and counts in one such write transaction too: on PostgreSQL it first inserts a
+//! placeholder row for every new key, then locks every key's row `FOR UPDATE`, both in
+//! key order, so that concurrent attempts on any number of instances queue on the same
+//! rows and never exceed the allowance together.
+//!
 //! Unique violations become the matching [`Duplicate`](guildhall_domain::ports::Duplicate),
 //! recognised by constraint name (PostgreSQL) or constrained columns (SQLite); every
 //! other failure, including a change that refers to a missing row, is
@@ -51,6 +58,7 @@ mod entities;
 mod error;
 mod outbox;
 mod reads;
+mod sign_in;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -11,3 +11,4 @@ mod contract;
 mod migrations;
 mod ports;
 mod races;
+mod sign_in;
