@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use guildhall_domain::ids::OrgId;
+use guildhall_domain::ports::SignInAttempts;
 use guildhall_domain::usecases::{Guildhall, OrgRef};
 
 use crate::problem::ApiError;
-use crate::throttle::{SignInThrottle, ThrottleSettings};
+use crate::throttle::{InProcessAttempts, SignInThrottle, ThrottleSettings};
 
 /// Settings of the HTTP adapter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +63,9 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    /// The state for these use cases and settings; the throttle reads `clock`.
+    /// The state for these use cases and settings; the throttle reads `clock` and keeps
+    /// its counters in this process ([`InProcessAttempts`]) until
+    /// [`Self::with_sign_in_attempts`] gives it shared ones.
     #[must_use]
     pub fn new(
         guildhall: Guildhall,
@@ -70,8 +73,18 @@ impl ApiState {
         clock: Arc<dyn guildhall_domain::ports::Clock>,
         readiness: Arc<dyn Readiness>,
     ) -> Self {
-        let throttle = Arc::new(SignInThrottle::new(settings.throttle, clock.clone()));
+        let throttle =
+            Arc::new(SignInThrottle::new(settings.throttle, clock.clone(), Arc::new(InProcessAttempts::new())));
         Self { guildhall, settings: Arc::new(settings), throttle, readiness, clock }
+    }
+
+    /// The same state with the failed sign-in counters kept in `attempts` (the database,
+    /// `guildhall_store::Store`, so that every instance of the service shares them).
+    /// Counts kept so far are not carried over.
+    #[must_use]
+    pub fn with_sign_in_attempts(mut self, attempts: Arc<dyn SignInAttempts>) -> Self {
+        self.throttle = Arc::new(SignInThrottle::new(self.settings.throttle, self.clock.clone(), attempts));
+        self
     }
 
     /// The signed-in caller (with full access) and the organisation a path names: what

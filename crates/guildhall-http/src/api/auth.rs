@@ -300,11 +300,11 @@ impl AuthApi {
         let Json(body) = body;
         let (account, ip) = throttle_keys(&body.email, remote);
         let keys = [account.as_str(), ip.as_str()];
-        self.0.throttle.attempt(&keys).map_err(ApiError::too_many_attempts)?;
+        self.0.throttle.attempt(&keys).await?;
         match self.0.guildhall.accounts().sign_in(&body.email, &body.password).await {
             Ok(signed_in) => {
-                self.0.throttle.succeeded(&account);
-                self.0.throttle.refund(&[&ip]);
+                self.0.throttle.succeeded(&account).await;
+                self.0.throttle.refund(&[&ip]).await;
                 let token = signed_in.token.expose().to_owned();
                 let max_age = (signed_in.session.expires_at - signed_in.session.created_at).num_seconds();
                 let cookie = session_cookie(&token, max_age);
@@ -321,7 +321,7 @@ impl AuthApi {
             Err(error) => {
                 // A wrong guess stays counted; anything else was not one.
                 if !matches!(error, SignInError::InvalidCredentials) {
-                    self.0.throttle.refund(&keys);
+                    self.0.throttle.refund(&keys).await;
                 }
                 Err(error.into())
             }
@@ -354,7 +354,7 @@ impl AuthApi {
         let (account, ip) = throttle_keys(caller.authenticated.user.email.as_str(), remote);
         let keys = [account.as_str(), ip.as_str()];
         if guessing {
-            self.0.throttle.attempt(&keys).map_err(ApiError::too_many_attempts)?;
+            self.0.throttle.attempt(&keys).await?;
         }
         let changed = self
             .0
@@ -368,7 +368,7 @@ impl AuthApi {
             })
             .await;
         if guessing && !matches!(changed, Err(ChangePasswordError::WrongPassword)) {
-            self.0.throttle.refund(&keys);
+            self.0.throttle.refund(&keys).await;
         }
         changed?;
         Ok(Json(Done::new("your password is changed; your other sessions have ended")))

@@ -4,7 +4,7 @@ use chrono::Duration;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::support::{ORIGIN, PASSWORD, spawn_app, spawn_postgres_app};
+use crate::support::{ORIGIN, PASSWORD, spawn_app, spawn_postgres_app, spawn_two_instances};
 
 #[tokio::test]
 async fn a_person_signs_up_verifies_signs_in_and_sees_themselves() {
@@ -129,6 +129,23 @@ async fn failed_sign_ins_are_throttled_with_retry_after_and_never_locked_out_for
     app.login("ada@example.org", PASSWORD).await.expect(429, "too-many-attempts");
     app.clock.advance(Duration::seconds(2));
     app.login("ada@example.org", PASSWORD).await.ok();
+}
+
+#[tokio::test]
+async fn instances_sharing_a_database_share_the_failed_sign_in_count() {
+    let (first, second) = spawn_two_instances().await;
+    first.signed_in("ada@example.org").await;
+    for instance in [&first, &second, &first, &second, &first, &second, &first, &second, &first, &second] {
+        instance.login("ada@example.org", "Wrong-password-123!").await.expect(401, "invalid-credentials");
+    }
+    // Had each instance counted on its own, each would have seen only 5 failures.
+    for instance in [&first, &second] {
+        let throttled = instance.login("ada@example.org", PASSWORD).await;
+        assert_eq!(throttled.header("retry-after"), Some("1"));
+        throttled.expect(429, "too-many-attempts");
+    }
+    first.clock.advance(Duration::seconds(1));
+    second.login("ada@example.org", PASSWORD).await.ok();
 }
 
 #[tokio::test]

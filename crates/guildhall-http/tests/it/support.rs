@@ -134,6 +134,48 @@ pub async fn spawn_app_with_catalogue(backend: Backend, mut settings: HttpSettin
     }
 }
 
+/// Two instances of the app (two servers, two connection pools, two throttles) over one
+/// SQLite file, both counting failed sign-ins in the database, as instances behind a load
+/// balancer do. They read the same clock.
+pub async fn spawn_two_instances() -> (TestApp, TestApp) {
+    let path = std::env::temp_dir().join(format!("guildhall-http-{}.db", uuid::Uuid::now_v7().simple()));
+    let url = format!("sqlite://{}", path.display());
+    let clock = Arc::new(ManualClock::default());
+    let mut instances = Vec::new();
+    for owner in [true, false] {
+        let store = Arc::new(Store::connect(&url).await.unwrap());
+        store.migrate().await.unwrap();
+        let (address, guildhall) = serve_instance(store.clone(), clock.clone()).await;
+        instances.push(TestApp {
+            address,
+            client: reqwest::Client::new(),
+            store,
+            clock: clock.clone(),
+            guildhall,
+            sent: Mutex::new(Vec::new()),
+            cleanup: None,
+            // The first instance removes the file.
+            sqlite_file: owner.then(|| path.clone()),
+        });
+    }
+    let second = instances.pop().unwrap();
+    (instances.pop().unwrap(), second)
+}
+
+/// One instance of the app over `store` on a random loopback port, counting failed
+/// sign-ins in `store` (as `spawn_app_with_catalogue` wires it otherwise).
+async fn serve_instance(store: Arc<Store>, clock: Arc<ManualClock>) -> (SocketAddr, Guildhall) {
+    let hasher: Arc<dyn PasswordHasher> = Arc::new(Argon2Hasher::new(cheap_argon2()).unwrap());
+    let ports = Ports::from_store(store.clone(), hasher, clock.clone(), Arc::new(OsTokens), Arc::new(UuidV7Ids));
+    let guildhall = Guildhall::new(ports, Arc::new(Catalogue::builtin()), Settings::default());
+    let settings = HttpSettings { allowed_origins: vec![ORIGIN.to_owned()], ..HttpSettings::default() };
+    let state = ApiState::new(guildhall.clone(), settings, clock, Arc::new(AlwaysReady)).with_sign_in_attempts(store);
+    let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
+    let address = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
+    tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(guildhall_http::routes(state)));
+    (address, guildhall)
+}
+
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
