@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::catalogue::Catalogue;
 use crate::ids::{OrgId, UserId};
 use crate::membership::{Membership, MembershipOrigin};
-use crate::notification::Notification;
+use crate::notification::{Notification, SetPasswordLink};
 use crate::org::{OrgSettings, Organisation};
 use crate::password::Password;
 use crate::ports::{Change, ChangeSet, Clock, CommitError, IdGenerator, UnitOfWork};
@@ -183,13 +183,17 @@ impl TestKit {
     }
 
     /// The token in the latest email to `to` that carries one (invitation, email
-    /// verification, password reset): what the recipient would click.
+    /// verification, password reset, an operator's set-password link): what the
+    /// recipient would click.
     #[must_use]
     pub fn last_token_sent_to(&self, to: &EmailAddress) -> Option<Token> {
         self.store.emails_to(to).into_iter().rev().find_map(|email| match email.notification {
             Notification::Invitation { token, .. }
             | Notification::VerifyEmail { token, .. }
-            | Notification::PasswordReset { token, .. } => Some(token),
+            | Notification::PasswordReset { token, .. }
+            | Notification::AdministratorAppointed { set_password: Some(SetPasswordLink { token, .. }), .. } => {
+                Some(token)
+            }
             _ => None,
         })
     }
