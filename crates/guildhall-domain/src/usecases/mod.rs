@@ -7,8 +7,8 @@
 //! at most), so a concurrent change can never slip past an invariant check.
 //!
 //! Services group the use cases by subject: [`Accounts`], [`Organisations`],
-//! [`Invitations`], [`JoinRequests`], [`Members`] and [`Roles`]. Build them all from one
-//! [`Guildhall`].
+//! [`Invitations`], [`JoinRequests`], [`Members`] and [`Roles`], plus the service
+//! operator's own actions in [`Operators`]. Build them all from one [`Guildhall`].
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -38,6 +38,7 @@ mod accounts;
 mod invitations;
 mod join_requests;
 mod members;
+mod operators;
 mod organisations;
 mod roles;
 
@@ -45,6 +46,7 @@ pub use accounts::*;
 pub use invitations::*;
 pub use join_requests::*;
 pub use members::*;
+pub use operators::*;
 pub use organisations::*;
 pub use roles::*;
 
@@ -205,6 +207,13 @@ impl Guildhall {
     #[must_use]
     pub fn roles(&self) -> Roles {
         Roles { ctx: self.ctx.clone() }
+    }
+
+    /// The service operator's actions, from the command line: create an organisation
+    /// with its administrator, end an account's sessions, disable or enable an account.
+    #[must_use]
+    pub fn operators(&self) -> Operators {
+        Operators { ctx: self.ctx.clone() }
     }
 
     /// The catalogue in use.
