@@ -98,13 +98,24 @@ impl TestKit {
     /// A kit with an embedder's catalogue.
     #[must_use]
     pub fn with_catalogue(catalogue: Catalogue) -> Self {
+        Self::with_catalogue_and_settings(catalogue, Settings::default())
+    }
+
+    /// A kit with the built-in catalogue and other settings (an organisation-creation
+    /// rule, shorter lifetimes).
+    #[must_use]
+    pub fn with_settings(settings: Settings) -> Self {
+        Self::with_catalogue_and_settings(Catalogue::builtin(), settings)
+    }
+
+    fn with_catalogue_and_settings(catalogue: Catalogue, settings: Settings) -> Self {
         let store = Arc::new(MemoryStore::new());
         let clock = Arc::new(ManualClock::default());
         let hasher = Arc::new(FakeHasher::new());
         let ids = Arc::new(SequentialIds::new());
         let tokens = Arc::new(SequentialTokens::new());
         let ports = Ports::from_store(store.clone(), hasher.clone(), clock.clone(), tokens.clone(), ids.clone());
-        let guildhall = Guildhall::new(ports, Arc::new(catalogue), Settings::default());
+        let guildhall = Guildhall::new(ports, Arc::new(catalogue), settings);
         Self { store, clock, hasher, ids, tokens, guildhall }
     }
 

@@ -136,6 +136,25 @@ pub struct Settings {
     pub email_verification_lifetime: Duration,
     /// A used session is recorded as seen at most this often (avoids a write per request).
     pub session_touch_interval: Duration,
+    /// Who may create organisations ([`OrganisationCreation::Anyone`]).
+    pub organisation_creation: OrganisationCreation,
+}
+
+/// Who may create organisations.
+///
+/// Whatever the setting, the service's operators can always create one (with
+/// [`Operators::create_organisation`]); the setting decides whether signed-in people can
+/// too ([`Organisations::create`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+pub enum OrganisationCreation {
+    /// Any signed-in account with a verified address may create an organisation and
+    /// becomes its first administrator.
+    #[default]
+    Anyone,
+    /// Only the service's operators create organisations; people ask one to.
+    OperatorsOnly,
 }
 
 impl Default for Settings {
@@ -147,6 +166,7 @@ impl Default for Settings {
             password_reset_lifetime: Duration::hours(1),
             email_verification_lifetime: Duration::hours(48),
             session_touch_interval: Duration::minutes(1),
+            organisation_creation: OrganisationCreation::default(),
         }
     }
 }

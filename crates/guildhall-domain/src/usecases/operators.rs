@@ -3,8 +3,10 @@
 //!
 //! These are reached from the server's command line (the app's `admin` commands), never
 //! from the API: whoever can run them already controls the service and its database. So
-//! they check no membership and no permission, and they answer plainly about accounts:
-//! an unknown address is an error, because there is no stranger to hide anything from. Their audit entries have no actor (the operator acts
+//! they check no membership and no permission, they ignore
+//! [`Settings::organisation_creation`](super::Settings::organisation_creation), and they
+//! answer plainly about accounts: an unknown address is an error, because there is no
+//! stranger to hide anything from. Their audit entries have no actor (the operator acts
 //! as the system does).
 //!
 //! There is no default password anywhere: an administrator whose account is created here

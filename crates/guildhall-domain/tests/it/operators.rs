@@ -13,8 +13,9 @@ use guildhall_domain::role::builtin;
 use guildhall_domain::testing::TestKit;
 use guildhall_domain::token::TokenPurpose;
 use guildhall_domain::usecases::{
-    AccountStatusError, ConfirmPasswordResetError, CreatedOrganisation, OperatorAccountError,
-    OperatorCreateOrganisation, OperatorCreateOrganisationError, Operators, SignInError,
+    AccountStatusError, ConfirmPasswordResetError, CreateOrganisationError, CreatedOrganisation, OperatorAccountError,
+    OperatorCreateOrganisation, OperatorCreateOrganisationError, Operators, OrganisationCreation, Settings,
+    SignInError,
 };
 use guildhall_domain::user::{User, UserStatus};
 
@@ -278,6 +279,22 @@ async fn every_invalid_field_is_listed_at_once() {
     let OperatorCreateOrganisationError::Invalid(invalid) = &error else { panic!("{error:?}") };
     assert_eq!(fields(invalid), ["slug", "name", "administrator_email", "first_name", "last_name"]);
     assert!(kit.store.users().is_empty() && kit.store.organisations().is_empty());
+}
+
+#[tokio::test]
+async fn operators_create_organisations_even_where_only_operators_may() {
+    let kit = TestKit::with_settings(Settings {
+        organisation_creation: OrganisationCreation::OperatorsOnly,
+        ..Settings::default()
+    });
+    let jo = kit.seed_user("jo@example.com", true).await.unwrap();
+
+    let refused = kit.guildhall.organisations().create(jo.id, "jo-clinic", "Jo's Clinic").await.unwrap_err();
+    let created = operators(&kit).create_organisation(riverside("jo@example.com")).await.unwrap();
+
+    assert!(matches!(refused, CreateOrganisationError::OperatorsOnly), "{refused:?}");
+    assert_eq!(created.administrator, jo.id);
+    assert_eq!(kit.store.organisations(), vec![created.organisation]);
 }
 
 // ---- accounts by address --------------------------------------------------------------------
