@@ -43,6 +43,14 @@ pub enum Notification {
         /// When it stops working.
         expires_at: DateTime<Utc>,
     },
+    /// A service operator made you the administrator of a new organisation.
+    AdministratorAppointed {
+        /// The organisation's name.
+        org_name: String,
+        /// The link to choose a password, for an account created with the organisation;
+        /// `None` for an account that already had one (the person signs in as usual).
+        set_password: Option<SetPasswordLink>,
+    },
     /// Somebody tried to sign up with your address, or to move another account to it,
     /// while it already has an account.
     SignUpAttemptWithExistingAccount,
@@ -120,6 +128,7 @@ impl Notification {
         match self {
             Self::Invitation { .. } => "invitation",
             Self::AccountCreated { .. } => "account_created",
+            Self::AdministratorAppointed { .. } => "administrator_appointed",
             Self::SignUpAttemptWithExistingAccount => "sign_up_attempt_with_existing_account",
             Self::EmailChangeRequested { .. } => "email_change_requested",
             Self::EmailChanged { .. } => "email_changed",
@@ -140,10 +149,21 @@ impl Notification {
             self,
             Self::Invitation { .. }
                 | Self::AccountCreated { .. }
+                | Self::AdministratorAppointed { set_password: Some(_), .. }
                 | Self::VerifyEmail { .. }
                 | Self::PasswordReset { .. }
         )
     }
+}
+
+/// A link to choose the first password of an account a service operator created: a
+/// one-time password-reset token that works until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetPasswordLink {
+    /// The token for the link.
+    pub token: Token,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
 }
 
 /// An email in the outbox.
@@ -268,6 +288,16 @@ mod tests {
             assert_eq!(error.chars().count(), OutboundEmail::MAX_REPORTED_ERROR);
         }
         assert_ne!(reports[0].id, reports[1].id);
+    }
+
+    #[test]
+    fn an_administrator_appointment_carries_a_secret_only_with_a_set_password_link() {
+        let link = SetPasswordLink { token: Token::parse(&"ab".repeat(32)).unwrap(), expires_at: at() };
+        let with_link = Notification::AdministratorAppointed { org_name: "Acme".into(), set_password: Some(link) };
+        let without = Notification::AdministratorAppointed { org_name: "Acme".into(), set_password: None };
+        assert!(with_link.carries_secret());
+        assert!(!without.carries_secret());
+        assert_eq!(without.template(), "administrator_appointed");
     }
 
     #[test]

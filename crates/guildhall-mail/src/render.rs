@@ -325,6 +325,18 @@ impl Renderer {
                 let subject = format!("Your new {product} account for {}", mail.org_name);
                 self.compose(email, subject, &mail)
             }
+            Notification::AdministratorAppointed { org_name, set_password } => {
+                let mail = AdministratorAppointedMail {
+                    org_name: one_line(org_name),
+                    set_password: set_password.as_ref().map(|link| SetPasswordMail {
+                        url: links.reset_password(&link.token),
+                        expires: Moment(link.expires_at),
+                    }),
+                    sign_in_url: links.sign_in(&email.to),
+                };
+                let subject = format!("You are the administrator of {} on {product}", mail.org_name);
+                self.compose(email, subject, &mail)
+            }
             Notification::SignUpAttemptWithExistingAccount => {
                 let mail = SignUpAttemptMail {
                     sign_in_url: links.sign_in(&email.to),
@@ -450,6 +462,12 @@ impl Link {
     }
 }
 
+/// The link a new account's first password is chosen with, and when it stops working.
+struct SetPasswordMail {
+    url: String,
+    expires: Moment,
+}
+
 /// The values of one notification, and its two templates.
 trait Mail {
     fn text(&self, parts: &Parts<'_>) -> askama::Result<String>;
@@ -519,6 +537,15 @@ mail! {
         sign_in_url: String,
     }
     text AccountCreatedText = "account_created.txt", html AccountCreatedHtml = "account_created.html";
+
+    /// `administrator_appointed`
+    AdministratorAppointedMail {
+        org_name: String,
+        set_password: Option<SetPasswordMail>,
+        sign_in_url: String,
+    }
+    text AdministratorAppointedText = "administrator_appointed.txt",
+    html AdministratorAppointedHtml = "administrator_appointed.html";
 
     /// `sign_up_attempt_with_existing_account`
     SignUpAttemptMail {
@@ -639,6 +666,7 @@ fn describe_template(what: &str) -> String {
     let known = match what {
         "invitation" => "an invitation to join the organisation",
         "account_created" => "the details of a new account, with its temporary password",
+        "administrator_appointed" => "the news that someone was made the administrator of the organisation",
         "sign_up_attempt_with_existing_account" => {
             "a notice that someone tried to sign up with an address that already has an account"
         }

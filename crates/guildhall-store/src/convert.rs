@@ -14,7 +14,7 @@ use guildhall_domain::ids::{
 use guildhall_domain::invitation::{Invitation, InvitationState};
 use guildhall_domain::join_request::{JoinRequest, JoinRequestState};
 use guildhall_domain::membership::{AccessSettings, Membership, MembershipOrigin, MembershipStatus};
-use guildhall_domain::notification::{Notification, OutboundEmail};
+use guildhall_domain::notification::{Notification, OutboundEmail, SetPasswordLink};
 use guildhall_domain::org::{Facility, OrgSettings, Organisation, RunOutcome, RunRecord};
 use guildhall_domain::password::Password;
 use guildhall_domain::ports::UndeliveredEmail;
@@ -641,6 +641,10 @@ enum StoredNotification {
         temporary_password: String,
         expires_at: DateTime<Utc>,
     },
+    AdministratorAppointed {
+        org_name: String,
+        set_password: Option<StoredSetPasswordLink>,
+    },
     SignUpAttemptWithExistingAccount,
     EmailChangeRequested {
         new_email: EmailAddress,
@@ -681,6 +685,13 @@ enum StoredNotification {
     },
 }
 
+/// A [`SetPasswordLink`] in a stored notification.
+#[derive(Serialize, Deserialize)]
+struct StoredSetPasswordLink {
+    token: String,
+    expires_at: DateTime<Utc>,
+}
+
 impl From<&Notification> for StoredNotification {
     fn from(n: &Notification) -> Self {
         match n.clone() {
@@ -702,6 +713,13 @@ impl From<&Notification> for StoredNotification {
                     expires_at,
                 }
             }
+            Notification::AdministratorAppointed { org_name, set_password } => Self::AdministratorAppointed {
+                org_name,
+                set_password: set_password.map(|link| StoredSetPasswordLink {
+                    token: link.token.expose().to_owned(),
+                    expires_at: link.expires_at,
+                }),
+            },
             Notification::SignUpAttemptWithExistingAccount => Self::SignUpAttemptWithExistingAccount,
             Notification::EmailChangeRequested { new_email } => Self::EmailChangeRequested { new_email },
             Notification::EmailChanged { new_email } => Self::EmailChanged { new_email },
@@ -745,6 +763,14 @@ impl TryFrom<StoredNotification> for Notification {
                     expires_at,
                 }
             }
+            StoredNotification::AdministratorAppointed { org_name, set_password } => Self::AdministratorAppointed {
+                org_name,
+                set_password: set_password
+                    .map(|link| {
+                        Ok::<_, StoreError>(SetPasswordLink { token: token(&link.token)?, expires_at: link.expires_at })
+                    })
+                    .transpose()?,
+            },
             StoredNotification::SignUpAttemptWithExistingAccount => Self::SignUpAttemptWithExistingAccount,
             StoredNotification::EmailChangeRequested { new_email } => Self::EmailChangeRequested { new_email },
             StoredNotification::EmailChanged { new_email } => Self::EmailChanged { new_email },

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::catalogue::Catalogue;
 use crate::ids::{OrgId, UserId};
 use crate::membership::{Membership, MembershipOrigin};
-use crate::notification::Notification;
+use crate::notification::{Notification, SetPasswordLink};
 use crate::org::{OrgSettings, Organisation};
 use crate::password::Password;
 use crate::ports::{Change, ChangeSet, Clock, CommitError, IdGenerator, UnitOfWork};
@@ -98,13 +98,24 @@ impl TestKit {
     /// A kit with an embedder's catalogue.
     #[must_use]
     pub fn with_catalogue(catalogue: Catalogue) -> Self {
+        Self::with_catalogue_and_settings(catalogue, Settings::default())
+    }
+
+    /// A kit with the built-in catalogue and other settings (an organisation-creation
+    /// rule, shorter lifetimes).
+    #[must_use]
+    pub fn with_settings(settings: Settings) -> Self {
+        Self::with_catalogue_and_settings(Catalogue::builtin(), settings)
+    }
+
+    fn with_catalogue_and_settings(catalogue: Catalogue, settings: Settings) -> Self {
         let store = Arc::new(MemoryStore::new());
         let clock = Arc::new(ManualClock::default());
         let hasher = Arc::new(FakeHasher::new());
         let ids = Arc::new(SequentialIds::new());
         let tokens = Arc::new(SequentialTokens::new());
         let ports = Ports::from_store(store.clone(), hasher.clone(), clock.clone(), tokens.clone(), ids.clone());
-        let guildhall = Guildhall::new(ports, Arc::new(catalogue), Settings::default());
+        let guildhall = Guildhall::new(ports, Arc::new(catalogue), settings);
         Self { store, clock, hasher, ids, tokens, guildhall }
     }
 
@@ -183,13 +194,17 @@ impl TestKit {
     }
 
     /// The token in the latest email to `to` that carries one (invitation, email
-    /// verification, password reset): what the recipient would click.
+    /// verification, password reset, an operator's set-password link): what the
+    /// recipient would click.
     #[must_use]
     pub fn last_token_sent_to(&self, to: &EmailAddress) -> Option<Token> {
         self.store.emails_to(to).into_iter().rev().find_map(|email| match email.notification {
             Notification::Invitation { token, .. }
             | Notification::VerifyEmail { token, .. }
-            | Notification::PasswordReset { token, .. } => Some(token),
+            | Notification::PasswordReset { token, .. }
+            | Notification::AdministratorAppointed { set_password: Some(SetPasswordLink { token, .. }), .. } => {
+                Some(token)
+            }
             _ => None,
         })
     }

@@ -7,8 +7,8 @@
 //! at most), so a concurrent change can never slip past an invariant check.
 //!
 //! Services group the use cases by subject: [`Accounts`], [`Organisations`],
-//! [`Invitations`], [`JoinRequests`], [`Members`] and [`Roles`]. Build them all from one
-//! [`Guildhall`].
+//! [`Invitations`], [`JoinRequests`], [`Members`] and [`Roles`], plus the service
+//! operator's own actions in [`Operators`]. Build them all from one [`Guildhall`].
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -38,6 +38,7 @@ mod accounts;
 mod invitations;
 mod join_requests;
 mod members;
+mod operators;
 mod organisations;
 mod roles;
 
@@ -45,6 +46,7 @@ pub use accounts::*;
 pub use invitations::*;
 pub use join_requests::*;
 pub use members::*;
+pub use operators::*;
 pub use organisations::*;
 pub use roles::*;
 
@@ -134,6 +136,25 @@ pub struct Settings {
     pub email_verification_lifetime: Duration,
     /// A used session is recorded as seen at most this often (avoids a write per request).
     pub session_touch_interval: Duration,
+    /// Who may create organisations ([`OrganisationCreation::Anyone`]).
+    pub organisation_creation: OrganisationCreation,
+}
+
+/// Who may create organisations.
+///
+/// Whatever the setting, the service's operators can always create one (with
+/// [`Operators::create_organisation`]); the setting decides whether signed-in people can
+/// too ([`Organisations::create`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+pub enum OrganisationCreation {
+    /// Any signed-in account with a verified address may create an organisation and
+    /// becomes its first administrator.
+    #[default]
+    Anyone,
+    /// Only the service's operators create organisations; people ask one to.
+    OperatorsOnly,
 }
 
 impl Default for Settings {
@@ -145,6 +166,7 @@ impl Default for Settings {
             password_reset_lifetime: Duration::hours(1),
             email_verification_lifetime: Duration::hours(48),
             session_touch_interval: Duration::minutes(1),
+            organisation_creation: OrganisationCreation::default(),
         }
     }
 }
@@ -205,6 +227,13 @@ impl Guildhall {
     #[must_use]
     pub fn roles(&self) -> Roles {
         Roles { ctx: self.ctx.clone() }
+    }
+
+    /// The service operator's actions, from the command line: create an organisation
+    /// with its administrator, end an account's sessions, disable or enable an account.
+    #[must_use]
+    pub fn operators(&self) -> Operators {
+        Operators { ctx: self.ctx.clone() }
     }
 
     /// The catalogue in use.

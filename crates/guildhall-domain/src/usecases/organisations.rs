@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 
-use super::{Context, OrgRef, unexpected_duplicate};
+use super::{Context, OrgRef, OrganisationCreation, unexpected_duplicate};
 use crate::audit::{AuditAction, AuditEntry, AuditTarget, FieldChange};
 use crate::catalogue::{CapabilityDef, Catalogue, permissions};
 use crate::error::{AccessError, Invalid, Unexpected, from_store_error};
@@ -94,6 +94,10 @@ impl RunReport {
 /// [`Organisations::create`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CreateOrganisationError {
+    /// The service lets only its operators create organisations
+    /// ([`OrganisationCreation::OperatorsOnly`]).
+    #[error("only the service's operators may create organisations here; ask one to create it for you")]
+    OperatorsOnly,
     /// The slug or the name is not valid (every problem is listed).
     #[error(transparent)]
     Invalid(#[from] Invalid),
@@ -238,9 +242,14 @@ impl Organisations {
     /// an administrator.
     ///
     /// # Errors
-    /// See [`CreateOrganisationError`]: every invalid field at once, then the account must
-    /// be active with a verified address, and the slug must be free.
+    /// See [`CreateOrganisationError`]: refused first when the service lets only its
+    /// operators create organisations ([`Settings::organisation_creation`](super::Settings::organisation_creation));
+    /// then every invalid field at once, then the account must be active with a verified
+    /// address, and the slug must be free.
     pub async fn create(&self, actor: UserId, slug: &str, name: &str) -> Result<Organisation, CreateOrganisationError> {
+        if self.ctx.settings.organisation_creation == OrganisationCreation::OperatorsOnly {
+            return Err(CreateOrganisationError::OperatorsOnly);
+        }
         let (slug, name) = match (OrgSlug::parse(slug), OrgName::parse(name)) {
             (Ok(slug), Ok(name)) => (slug, name),
             (slug, name) => return Err(Invalid([slug.err(), name.err()].into_iter().flatten().collect()).into()),

@@ -11,6 +11,7 @@ mod invariants;
 mod invitations;
 mod join_requests;
 mod members;
+mod operators;
 mod organisations;
 mod password_policy;
 mod preview;

@@ -9,7 +9,7 @@ use chrono::Duration;
 use guildhall_domain::audit::{AuditAction, AuditTarget, FieldChange};
 use guildhall_domain::catalogue::{CapabilityDef, CapabilityKind, Catalogue, permissions as p, topics};
 use guildhall_domain::error::AccessError;
-use guildhall_domain::ids::{FacilityId, OrgId};
+use guildhall_domain::ids::{FacilityId, OrgId, UserId};
 use guildhall_domain::membership::{MembershipOrigin, MembershipStatus};
 use guildhall_domain::org::{JoinPolicy, RunOutcome};
 use guildhall_domain::password::PasswordPolicy;
@@ -19,8 +19,8 @@ use guildhall_domain::query::PageRequest;
 use guildhall_domain::role::{Denial, builtin};
 use guildhall_domain::testing::TestKit;
 use guildhall_domain::usecases::{
-    CreateOrganisationError, ManageFacilityError, OrgRef, OrganisationUpdate, RecordRunError, RunReport,
-    SetCapabilityError, UpdateOrganisationError, ViewOrganisationError,
+    CreateOrganisationError, ManageFacilityError, OrgRef, OrganisationCreation, OrganisationUpdate, RecordRunError,
+    RunReport, SetCapabilityError, Settings, UpdateOrganisationError, ViewOrganisationError,
 };
 use guildhall_domain::user::{User, UserStatus};
 use guildhall_domain::values::{CapabilityKey, EmailDomain, OrgName, RoleKey};
@@ -163,6 +163,40 @@ async fn a_disabled_account_cannot_create_an_organisation() {
 
     assert!(matches!(err, CreateOrganisationError::AccountUnavailable), "{err:?}");
     assert!(kit.store.organisations().is_empty());
+}
+
+#[tokio::test]
+async fn where_only_operators_may_create_organisations_everyone_else_is_refused_before_anything_is_read() {
+    let kit = TestKit::with_settings(Settings {
+        organisation_creation: OrganisationCreation::OperatorsOnly,
+        ..Settings::default()
+    });
+    let jo = kit.seed_user("jo@example.com", true).await.unwrap();
+    let unknown = UserId::from_uuid(Uuid::from_u128(0xdead));
+    let organisations = kit.guildhall.organisations();
+
+    let refused = organisations.create(jo.id, "jo-clinic", "Jo's Clinic").await.unwrap_err();
+    let invalid = organisations.create(jo.id, "api", " ").await.unwrap_err();
+    let nobody = organisations.create(unknown, "jo-clinic", "Jo's Clinic").await.unwrap_err();
+
+    for err in [&refused, &invalid, &nobody] {
+        assert!(matches!(err, CreateOrganisationError::OperatorsOnly), "{err:?}");
+    }
+    assert!(refused.to_string().contains("ask one to create it for you"), "{refused}");
+    assert!(kit.store.organisations().is_empty());
+    assert!(kit.store.audit().is_empty());
+}
+
+#[tokio::test]
+async fn anyone_may_create_an_organisation_by_default() {
+    assert_eq!(Settings::default().organisation_creation, OrganisationCreation::Anyone);
+    let kit =
+        TestKit::with_settings(Settings { organisation_creation: OrganisationCreation::Anyone, ..Settings::default() });
+    let jo = kit.seed_user("jo@example.com", true).await.unwrap();
+
+    kit.guildhall.organisations().create(jo.id, "jo-clinic", "Jo's Clinic").await.unwrap();
+
+    assert_eq!(kit.store.organisations().len(), 1);
 }
 
 // ---- access ------------------------------------------------------------------------

@@ -739,6 +739,12 @@ impl From<CreateOrganisationError> for ApiError {
     fn from(error: CreateOrganisationError) -> Self {
         let detail = error.to_string();
         match error {
+            CreateOrganisationError::OperatorsOnly => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "organisation-creation-restricted",
+                "Only operators create organisations",
+                detail,
+            ),
             CreateOrganisationError::Invalid(invalid) => invalid.into(),
             CreateOrganisationError::AccountUnavailable => ApiError::unauthenticated(detail),
             CreateOrganisationError::EmailNotVerified => {
@@ -907,6 +913,9 @@ impl OrgsApi {
 #[OpenApi(tag = "Tag::Organisations")]
 impl OrgsApi {
     /// Create an organisation; the caller becomes its first administrator.
+    ///
+    /// Where the service lets only its operators create organisations, this is refused
+    /// with `403 organisation-creation-restricted`; an operator creates it instead.
     #[oai(path = "/orgs", method = "post", operation_id = "create_org")]
     async fn create(&self, credentials: Credentials, body: Json<NewOrganisation>) -> ApiResult<Created> {
         let caller = self.0.caller(&credentials).await?;

@@ -4,11 +4,12 @@ use chrono::Duration;
 use guildhall_domain::catalogue::{CapabilityDef, CapabilityKind, Catalogue};
 use guildhall_domain::ids::{OrgId, UserId};
 use guildhall_domain::ports::{Clock, DeliveryFailure, Outbox};
+use guildhall_domain::usecases::{OperatorCreateOrganisation, OrganisationCreation, Settings};
 use guildhall_domain::values::{CapabilityKey, RoleKey};
 use guildhall_http::HttpSettings;
 use serde_json::{Value, json};
 
-use crate::support::{Backend, TestApp, spawn_app_with_catalogue};
+use crate::support::{Backend, TestApp, spawn_app_configured, spawn_app_with_catalogue};
 
 /// The built-in catalogue plus two capabilities: one on by default, one off.
 fn catalogue() -> Catalogue {
@@ -119,6 +120,34 @@ async fn creating_an_organisation_answers_its_id_settings_and_capabilities() {
     assert_eq!(keys(&created["capabilities"], "key"), ["automated_recall", "patient_tasks"]);
     let read = app.get(&format!("/orgs/{}", created["id"].as_str().unwrap()), &token).await.ok();
     assert_eq!(read, created);
+}
+
+#[tokio::test]
+async fn where_only_operators_may_create_organisations_a_signed_in_person_is_refused_with_a_reason() {
+    let domain = Settings { organisation_creation: OrganisationCreation::OperatorsOnly, ..Settings::default() };
+    let app = spawn_app_configured(Backend::Sqlite, HttpSettings::default(), catalogue(), domain).await;
+    let token = app.signed_in("ada@example.org").await;
+
+    let problem = app
+        .post("/orgs", &token, json!({"slug": "north", "name": "North Physio"}))
+        .await
+        .expect(403, "organisation-creation-restricted");
+
+    assert!(problem["detail"].as_str().unwrap().contains("ask one to create it for you"), "{problem}");
+    assert_eq!(app.get("/me", &token).await.ok()["memberships"], json!([]));
+    let operator = app.guildhall.operators();
+    let created = operator
+        .create_organisation(OperatorCreateOrganisation {
+            slug: "north".into(),
+            name: "North Physio".into(),
+            administrator_email: "ada@example.org".into(),
+            first_name: "Ada".into(),
+            last_name: "Lovelace".into(),
+        })
+        .await
+        .unwrap();
+    let read = app.get(&format!("/orgs/{}", created.organisation.id), &token).await.ok();
+    assert_eq!(read["slug"], "north", "an operator creates it instead");
 }
 
 #[tokio::test]

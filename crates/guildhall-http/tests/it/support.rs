@@ -96,7 +96,18 @@ pub async fn spawn_app_with(backend: Backend, settings: HttpSettings) -> TestApp
 }
 
 /// The app with `catalogue` in place of the built-in one (to declare capabilities).
-pub async fn spawn_app_with_catalogue(backend: Backend, mut settings: HttpSettings, catalogue: Catalogue) -> TestApp {
+pub async fn spawn_app_with_catalogue(backend: Backend, settings: HttpSettings, catalogue: Catalogue) -> TestApp {
+    spawn_app_configured(backend, settings, catalogue, Settings::default()).await
+}
+
+/// The app with `catalogue` and the domain's `domain` settings (who may create
+/// organisations, lifetimes).
+pub async fn spawn_app_configured(
+    backend: Backend,
+    mut settings: HttpSettings,
+    catalogue: Catalogue,
+    domain: Settings,
+) -> TestApp {
     let (store, cleanup, sqlite_file) = match backend {
         Backend::Sqlite => {
             let path = std::env::temp_dir().join(format!("guildhall-http-{}.db", uuid::Uuid::now_v7().simple()));
@@ -116,7 +127,7 @@ pub async fn spawn_app_with_catalogue(backend: Backend, mut settings: HttpSettin
     let clock = Arc::new(ManualClock::default());
     let hasher: Arc<dyn PasswordHasher> = Arc::new(Argon2Hasher::new(cheap_argon2()).unwrap());
     let ports = Ports::from_store(store.clone(), hasher, clock.clone(), Arc::new(OsTokens), Arc::new(UuidV7Ids));
-    let guildhall = Guildhall::new(ports, Arc::new(catalogue), Settings::default());
+    let guildhall = Guildhall::new(ports, Arc::new(catalogue), domain);
     settings.allowed_origins = vec![ORIGIN.to_owned()];
     let state = ApiState::new(guildhall.clone(), settings, clock.clone(), Arc::new(AlwaysReady));
     let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use guildhall_domain::ids::{InvitationId, JoinRequestId, MessageId, OrgId};
-use guildhall_domain::notification::{Notification, OutboundEmail};
+use guildhall_domain::notification::{Notification, OutboundEmail, SetPasswordLink};
 use guildhall_domain::password::Password;
 use guildhall_domain::token::Token;
 use guildhall_domain::values::{EmailAddress, Note, Topic};
@@ -22,7 +22,7 @@ const ORG: u128 = 0x0192_f4c6_7d3a_7b8e_9c1d_2e3f_4a5b_6c7d;
 const JOIN_REQUEST: u128 = 0x0192_f4c6_7d3a_7b8e_9c1d_0000_0000_0042;
 
 /// Every template name, as `Notification::template` spells it.
-const ALL_TEMPLATES: [&str; 12] = [
+const ALL_TEMPLATES: [&str; 13] = [
     "invitation",
     "account_created",
     "sign_up_attempt_with_existing_account",
@@ -35,6 +35,7 @@ const ALL_TEMPLATES: [&str; 12] = [
     "join_request_approved",
     "join_request_rejected",
     "delivery_failed",
+    "administrator_appointed",
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -133,6 +134,10 @@ pub(crate) fn samples() -> Vec<OutboundEmail> {
             what: "invitation".into(),
             error: "550 5.1.1 <sam.oneill@example.net>: Recipient address rejected: User unknown".into(),
         },
+        Notification::AdministratorAppointed {
+            org_name: "Acme Physio, Leeds".into(),
+            set_password: Some(SetPasswordLink { token: token(), expires_at: at(26, 9, 0) }),
+        },
     ];
     notifications
         .into_iter()
@@ -154,6 +159,7 @@ fn covered_template(notification: &Notification) -> &'static str {
     match notification {
         Notification::Invitation { .. } => "invitation",
         Notification::AccountCreated { .. } => "account_created",
+        Notification::AdministratorAppointed { .. } => "administrator_appointed",
         Notification::SignUpAttemptWithExistingAccount => "sign_up_attempt_with_existing_account",
         Notification::EmailChangeRequested { .. } => "email_change_requested",
         Notification::EmailChanged { .. } => "email_changed",
@@ -305,6 +311,7 @@ fn every_token_link_appears_in_both_the_text_and_the_html() {
         ("invitation", links.accept_invitation(&token())),
         ("verify_email", links.verify_email(&token())),
         ("password_reset", links.reset_password(&token())),
+        ("administrator_appointed", links.reset_password(&token())),
     ];
     for (template, link) in cases {
         assert!(link.ends_with(&format!("?token={TOKEN}")), "{link}");
@@ -342,6 +349,38 @@ fn an_account_created_message_tells_the_temporary_password_and_when_it_stops_wor
         assert!(part.contains("Priya Shah"));
     }
     assert!(rendered.text.contains(&format!("\n    {TEMPORARY_PASSWORD}\n")), "the password stands on its own line");
+}
+
+#[test]
+fn a_new_administrator_is_sent_a_link_to_choose_a_password_that_works_until_it_expires() {
+    let rendered = render(&sample("administrator_appointed"));
+    assert_eq!(rendered.subject, "You are the administrator of Acme Physio, Leeds on Guildhall");
+    let link = format!("https://members.example.org/app/reset-password?token={TOKEN}");
+    for part in [flat(&rendered.text), flat(&rendered.html)] {
+        assert!(part.contains("Choose your password") || part.contains("choose your password"), "{part}");
+        assert!(part.contains(&link), "{part}");
+        assert!(part.contains("This link works once, until Thursday 26 November 2026, 09:00 UTC."), "{part}");
+        assert!(!part.contains("/login"), "no sign-in link before there is a password: {part}");
+    }
+}
+
+#[test]
+fn an_existing_account_made_administrator_is_sent_a_sign_in_link_and_no_token() {
+    let message = edited("administrator_appointed", |notification| {
+        if let Notification::AdministratorAppointed { set_password, .. } = notification {
+            *set_password = None;
+        }
+    });
+    let rendered = render(&message);
+    assert_eq!(rendered.subject, "You are the administrator of Acme Physio, Leeds on Guildhall");
+    let sign_in = "https://members.example.org/app/login?email=jo.bloggs%40example.com";
+    assert!(rendered.text.lines().any(|line| line == sign_in), "{}", rendered.text);
+    assert!(rendered.html.contains(&format!("href=\"{sign_in}\"")), "{}", rendered.html);
+    for part in [flat(&rendered.text), flat(&rendered.html)] {
+        assert!(part.contains("your usual password"), "{part}");
+        assert!(!part.contains("token=") && !part.contains("This link works"), "{part}");
+    }
+    assert!(rendered.text.lines().all(|line| line.chars().count() <= 78 || line == sign_in), "{}", rendered.text);
 }
 
 #[test]
@@ -408,7 +447,9 @@ fn subjects_stay_on_one_line_whatever_the_names_contain() {
                 *org_name = injected.into();
                 *requester_name = "Sam\r\n\tO'Neill\u{0}".into();
             }
-            Notification::JoinRequestApproved { org_name, .. } | Notification::JoinRequestRejected { org_name, .. } => {
+            Notification::JoinRequestApproved { org_name, .. }
+            | Notification::JoinRequestRejected { org_name, .. }
+            | Notification::AdministratorAppointed { org_name, .. } => {
                 *org_name = injected.into();
             }
             Notification::DeliveryFailed { what, error, .. } => {
@@ -551,7 +592,7 @@ fn html_parts_are_english_documents_with_the_subject_as_title() {
 
 #[test]
 fn the_debug_output_of_a_rendered_email_hides_the_bodies() {
-    for template in ["invitation", "account_created", "verify_email", "password_reset"] {
+    for template in ["invitation", "account_created", "verify_email", "password_reset", "administrator_appointed"] {
         let rendered = render(&sample(template));
         assert!(rendered.text.contains(TOKEN) || rendered.text.contains(TEMPORARY_PASSWORD));
         let shown = format!("{rendered:?} {rendered:#?}");

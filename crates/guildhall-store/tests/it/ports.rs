@@ -10,7 +10,7 @@ use guildhall_domain::ids::{AuditId, FacilityId, InvitationId, JoinRequestId, Me
 use guildhall_domain::invitation::{Invitation, InvitationState};
 use guildhall_domain::join_request::{JoinRequest, JoinRequestState};
 use guildhall_domain::membership::{AccessScope, AccessSettings, MemberState, MembershipStatus};
-use guildhall_domain::notification::{Notification, OutboundEmail};
+use guildhall_domain::notification::{Notification, OutboundEmail, SetPasswordLink};
 use guildhall_domain::org::{Facility, JoinPolicy, RunOutcome, RunRecord};
 use guildhall_domain::password::Password;
 use guildhall_domain::ports::{
@@ -613,6 +613,17 @@ async fn outbox_claims_leases_and_erases_secrets(fresh: Fresh) {
     routed.topic = Some(Topic::parse("join_requests").unwrap());
     routed.org = Some(OrgId::from_uuid(uuid(6)));
     set.send(routed);
+    let link = SetPasswordLink { token: Token::from_secret(&Secret::from_bytes([8; 32])), expires_at: at(99) };
+    set.send(message(
+        5,
+        "e@example.com",
+        Notification::AdministratorAppointed { org_name: "Riverside".into(), set_password: Some(link) },
+    ));
+    set.send(message(
+        6,
+        "f@example.com",
+        Notification::AdministratorAppointed { org_name: "Riverside".into(), set_password: None },
+    ));
     pair.commit(set).await;
 
     let lease = Duration::seconds(60);
@@ -622,12 +633,14 @@ async fn outbox_claims_leases_and_erases_secrets(fresh: Fresh) {
     assert_eq!(ids(&sql), vec![MessageId::from_uuid(uuid(1)), MessageId::from_uuid(uuid(2))]);
     let rest = pair.sql.claim(10, at(11), lease).await.unwrap();
     assert_eq!(rest, pair.memory.claim(10, at(11), lease).await.unwrap());
-    assert_eq!(rest.len(), 2);
+    assert_eq!(rest.len(), 4);
     assert!(pair.sql.claim(10, at(12), lease).await.unwrap().is_empty());
 
     for store in [&pair.memory as &dyn Outbox, pair.sql.as_ref() as &dyn Outbox] {
         store.mark_sent(MessageId::from_uuid(uuid(3)), at(20)).await.unwrap();
         store.mark_sent(MessageId::from_uuid(uuid(1)), at(20)).await.unwrap();
+        store.mark_sent(MessageId::from_uuid(uuid(5)), at(20)).await.unwrap();
+        store.mark_sent(MessageId::from_uuid(uuid(6)), at(20)).await.unwrap();
         store
             .mark_failed(
                 MessageId::from_uuid(uuid(2)),
@@ -651,10 +664,11 @@ async fn outbox_claims_leases_and_erases_secrets(fresh: Fresh) {
         store.release(&[MessageId::from_uuid(uuid(4))]).await.unwrap();
     }
     assert_eq!(pair.sql.claim(10, at(201), lease).await.unwrap(), pair.memory.claim(10, at(201), lease).await.unwrap());
-    // The secret-carrying payloads are gone from the table.
+    // The secret-carrying payloads are gone from the table; an appointment without a link
+    // carries none and keeps its payload.
     let reference: Vec<_> = pair.memory.outbox().into_iter().map(|m| (m.id, m.payload.is_some())).collect();
-    assert_eq!(reference.iter().filter(|(_, kept)| *kept).count(), 2);
     let kept: Vec<MessageId> = reference.iter().filter(|(_, kept)| *kept).map(|(id, _)| *id).collect();
+    assert_eq!(kept, [1, 4, 6].map(|n| MessageId::from_uuid(uuid(n))));
     let sql = "SELECT id FROM outbox WHERE payload IS NOT NULL ORDER BY queued_at, id";
     let db = pair.sql.connection();
     let rows = db.query_all_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap();
