@@ -57,6 +57,8 @@ mod convert;
 mod entities;
 mod error;
 mod outbox;
+
+pub use outbox::OutboxDepth;
 mod reads;
 mod sign_in;
 #[cfg(feature = "testing")]
@@ -88,6 +90,15 @@ pub enum Backend {
 pub struct Store {
     db: DatabaseConnection,
     backend: Backend,
+}
+
+/// A migration this build knows, and whether the database has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationState {
+    /// Its name (`m20261123_000001_schema`).
+    pub name: String,
+    /// Whether it is applied.
+    pub applied: bool,
 }
 
 impl Store {
@@ -148,6 +159,39 @@ impl Store {
     /// [`StoreError`] when a migration fails.
     pub async fn migrate_down(&self) -> Result<(), StoreError> {
         Migrator::down(&self.db, None).await.map_err(error::store)
+    }
+
+    /// Reverts the `steps` most recently applied migrations.
+    ///
+    /// # Errors
+    /// [`StoreError`] when a migration fails.
+    pub async fn migrate_down_by(&self, steps: u32) -> Result<(), StoreError> {
+        Migrator::down(&self.db, Some(steps)).await.map_err(error::store)
+    }
+
+    /// Every migration this build knows, oldest first, and whether it is applied. Reads
+    /// only (creates no bookkeeping table), so it can run before the first migration.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database cannot be read, or records a migration this build
+    /// does not know (the database is ahead of it).
+    pub async fn migrations(&self) -> Result<Vec<MigrationState>, StoreError> {
+        let migrations = Migrator::get_migration_with_status_read_only(&self.db).await.map_err(error::store)?;
+        Ok(migrations
+            .iter()
+            .map(|m| MigrationState {
+                name: m.name().to_owned(),
+                applied: m.status() == migrations::sea_orm_migration::MigrationStatus::Applied,
+            })
+            .collect())
+    }
+
+    /// Checks that the database answers.
+    ///
+    /// # Errors
+    /// [`StoreError`] when it does not.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.db.ping().await.map_err(error::store)
     }
 
     /// The names of the tables in the database, sea-orm's bookkeeping table included.

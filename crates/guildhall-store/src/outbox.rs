@@ -143,6 +143,38 @@ impl Outbox for Store {
     }
 }
 
+/// How many messages the outbox holds, for monitoring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OutboxDepth {
+    /// Messages not yet sent and not given up (due now or waiting for a retry).
+    pub pending: u64,
+    /// Of those, the ones a dispatcher holds a lease on at `now`.
+    pub leased: u64,
+    /// Dead letters: messages given up.
+    pub dead: u64,
+}
+
+impl Store {
+    /// Counts the outbox's messages at `now`.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the outbox cannot be read.
+    pub async fn outbox_depth(&self, now: DateTime<Utc>) -> Result<OutboxDepth, StoreError> {
+        use sea_orm::PaginatorTrait;
+        let now = nanos(now)?;
+        let db = self.connection();
+        let pending = outbox::Entity::find().filter(unfinished()).count(db).await.map_err(store)?;
+        let leased = outbox::Entity::find()
+            .filter(unfinished())
+            .filter(outbox::Column::LeasedUntil.gt(now))
+            .count(db)
+            .await
+            .map_err(store)?;
+        let dead = outbox::Entity::find().filter(outbox::Column::Dead.eq(true)).count(db).await.map_err(store)?;
+        Ok(OutboxDepth { pending, leased, dead })
+    }
+}
+
 /// Neither sent nor given up.
 fn unfinished() -> sea_orm::Condition {
     sea_orm::Condition::all().add(outbox::Column::SentAt.is_null()).add(outbox::Column::Dead.eq(false))
