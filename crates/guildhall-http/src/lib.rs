@@ -56,7 +56,15 @@ pub fn routes(state: ApiState) -> impl Endpoint<Output = Response> {
         .at("/readyz", get(readyz))
         .around(move |next, request| guard(next, request, limit, conformance.clone()))
         .data(state)
-        .catch_all_error(|error| async move { problem::from_poem_error(&error).into_response() })
+        .catch_all_error(|error| async move {
+            // Keep the operation's id on the problem response, for access logs and metrics.
+            let operation = error.data::<poem_openapi::OperationId>().copied();
+            let mut response = problem::from_poem_error(&error).into_response();
+            if let Some(operation) = operation {
+                response.set_data(operation);
+            }
+            response
+        })
 }
 
 /// Refuses bodies over `limit` bytes with `413`, whether or not they declare a length,
