@@ -1,0 +1,5 @@
+//! `guildhall`: see `guildhall --help`.
+
+fn main() -> std::process::ExitCode {
+    guildhall::cli::main()
+}
