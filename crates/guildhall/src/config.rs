@@ -746,11 +746,12 @@ impl Config {
         })
     }
 
-    /// The configuration as `guildhall.toml` would hold it, with the SMTP password
-    /// masked (what `guildhall check-config` prints).
+    /// The configuration as `guildhall.toml` would hold it, with the SMTP password and
+    /// any password in the database URL masked (what `guildhall check-config` prints).
     #[must_use]
     pub fn to_toml(&self) -> String {
         let mut shown = self.clone();
+        shown.database_url = redact_url(&shown.database_url);
         if !shown.mail.smtp.password.is_empty() {
             shown.mail.smtp.password = "(set)".into();
         }
@@ -1035,6 +1036,8 @@ mod tests {
             load(&[("GUILDHALL_MAIL__SMTP__USERNAME", "mailer"), ("GUILDHALL_MAIL__SMTP__PASSWORD", "hunter2-secret")])
                 .unwrap();
         assert!(!config.to_toml().contains("hunter2-secret"));
+        let with_password = load(&[("GUILDHALL_DATABASE_URL", "postgres://app:s3cret@db/guildhall")]).unwrap();
+        assert!(!with_password.to_toml().contains("s3cret"), "{}", with_password.to_toml());
         assert!(!format!("{config:?}").contains("hunter2-secret"));
         assert_eq!(redact_url("postgres://app:s3cret@db:5432/guildhall"), "postgres://app:***@db:5432/guildhall");
     }
