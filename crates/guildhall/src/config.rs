@@ -443,8 +443,18 @@ pub struct Sources {
 impl Sources {
     /// The named file (if any) and this process's environment.
     #[must_use]
+    ///
+    /// Variables that are not Guildhall's are not read, so one that is not valid
+    /// Unicode elsewhere in the environment does no harm; one of Guildhall's that is not
+    /// is passed on with its invalid bytes replaced, and then fails as a wrong value.
     pub fn from_process(file: Option<PathBuf>) -> Self {
-        Self { file, env: std::env::vars().collect() }
+        let env = std::env::vars_os()
+            .filter_map(|(name, value)| {
+                let name = name.to_str()?.to_owned();
+                name.starts_with(ENV_PREFIX).then(|| (name, value.to_string_lossy().into_owned()))
+            })
+            .collect();
+        Self { file, env }
     }
 }
 
@@ -513,13 +523,15 @@ impl Config {
             .env
             .iter()
             .filter(|(name, _)| name.starts_with(ENV_PREFIX) && !name.starts_with("GUILDHALL_TEST_"))
-            .filter(|(name, _)| name != "GUILDHALL_CONFIG")
+            .filter(|(name, _)| name != "GUILDHALL_CONFIG" && !injected_by_kubernetes(name))
             .collect();
         variables.sort();
         for (name, value) in variables {
             figment = figment.merge(EnvVariable { name, value });
         }
-        figment.extract().map_err(|e| ConfigError::Parse(describe(&e)))
+        // Lossy: a variable's text becomes a number or a boolean where the key wants one
+        // (variables are kept as text, so a password of digits stays a string).
+        figment.extract_lossy().map_err(|e| ConfigError::Parse(describe(&e)))
     }
 
     /// Checks every value and fills in the derived defaults.
@@ -536,6 +548,15 @@ impl Config {
             return Err(ConfigError::invalid(
                 "database_url",
                 "must start with sqlite:// (a file) or postgres:// (a server), as in postgres://guildhall@db.internal/guildhall",
+            ));
+        }
+        if self.public_url.is_empty() && (self.listen.ip().is_unspecified() || self.listen.port() == 0) {
+            return Err(ConfigError::invalid(
+                "public_url",
+                format!(
+                    "must be set when listen is {} (links and allowed origins cannot be derived from it)",
+                    self.listen
+                ),
             ));
         }
         let public_url =
@@ -804,6 +825,8 @@ impl Resolved {
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
 #[must_use]
 pub fn redact_url(url: &str) -> String {
+    let url = redact_password_parameter(url);
+    let url = url.as_str();
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
     let authority_end = rest.find('/').unwrap_or(rest.len());
     let (authority, path) = rest.split_at(authority_end);
@@ -814,6 +837,19 @@ pub fn redact_url(url: &str) -> String {
         },
         None => url.to_owned(),
     }
+}
+
+/// `...?sslmode=require&password=secret` → `...?sslmode=require&password=***`.
+fn redact_password_parameter(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else { return url.to_owned() };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if name.eq_ignore_ascii_case("password") => format!("{name}=***"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", query.join("&"))
 }
 
 /// `https://example.org/app` → `https://example.org`.
@@ -831,6 +867,12 @@ fn chrono_duration(key: &str, value: Duration) -> Result<chrono::Duration, Confi
     chrono::Duration::from_std(value).map_err(|_| ConfigError::invalid(key, "is too long"))
 }
 
+/// Variables Kubernetes adds for a Service named `guildhall` (`GUILDHALL_SERVICE_HOST`,
+/// `GUILDHALL_PORT_8080_TCP`, ...): not configuration, and not an error.
+fn injected_by_kubernetes(name: &str) -> bool {
+    name.starts_with("GUILDHALL_SERVICE_") || name == "GUILDHALL_PORT" || name.starts_with("GUILDHALL_PORT_")
+}
+
 /// One `GUILDHALL_*` variable as a configuration layer: `GUILDHALL_MAIL__SMTP__HOST`
 /// sets `mail.smtp.host`. Read from [`Sources::env`] rather than the process
 /// environment, so configurations can be loaded side by side (tests do).
@@ -846,8 +888,13 @@ impl Provider for EnvVariable<'_> {
 
     fn data(&self) -> Result<figment::value::Map<Profile, Dict>, figment::Error> {
         let key = self.name[ENV_PREFIX.len()..].to_ascii_lowercase().replace("__", ".");
-        let value: Value =
-            self.value.parse().map_err(|e: std::convert::Infallible| figment::Error::from(e.to_string()))?;
+        // Lists and tables are written as TOML-like values (`[...]`, `{...}`); everything
+        // else stays text, converted to the key's type on extraction.
+        let value: Value = if self.value.trim_start().starts_with(['[', '{']) {
+            self.value.parse().map_err(|e: std::convert::Infallible| figment::Error::from(e.to_string()))?
+        } else {
+            Value::from(self.value.to_owned())
+        };
         Ok(Profile::Default.collect(figment::util::nest(&key, value).into_dict().unwrap_or_default()))
     }
 }
@@ -1031,6 +1078,18 @@ mod tests {
     }
 
     #[test]
+    fn variables_kubernetes_adds_are_not_configuration_but_a_public_url_is_needed_on_any_address() {
+        let config =
+            load(&[("GUILDHALL_SERVICE_HOST", "10.0.0.1"), ("GUILDHALL_PORT", "tcp://10.0.0.1:8080")]).unwrap();
+        assert!(config.resolve().is_ok());
+        let (key, message) = problem(load(&[("GUILDHALL_LISTEN", "0.0.0.0:8080")]).unwrap().resolve());
+        assert_eq!(key, "public_url", "{message}");
+        let set =
+            load(&[("GUILDHALL_LISTEN", "0.0.0.0:8080"), ("GUILDHALL_PUBLIC_URL", "https://m.example.org")]).unwrap();
+        assert!(set.resolve().is_ok());
+    }
+
+    #[test]
     fn the_smtp_password_is_never_shown() {
         let config =
             load(&[("GUILDHALL_MAIL__SMTP__USERNAME", "mailer"), ("GUILDHALL_MAIL__SMTP__PASSWORD", "hunter2-secret")])
@@ -1040,5 +1099,12 @@ mod tests {
         assert!(!with_password.to_toml().contains("s3cret"), "{}", with_password.to_toml());
         assert!(!format!("{config:?}").contains("hunter2-secret"));
         assert_eq!(redact_url("postgres://app:s3cret@db:5432/guildhall"), "postgres://app:***@db:5432/guildhall");
+        assert_eq!(
+            redact_url("postgres://app@db/g?sslmode=require&password=s3cret"),
+            "postgres://app@db/g?sslmode=require&password=***"
+        );
+        let digits =
+            load(&[("GUILDHALL_MAIL__SMTP__USERNAME", "u"), ("GUILDHALL_MAIL__SMTP__PASSWORD", "12345678")]).unwrap();
+        assert_eq!(digits.mail.smtp.password, "12345678", "a password of digits stays text");
     }
 }

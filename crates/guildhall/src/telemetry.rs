@@ -172,7 +172,12 @@ pub async fn observe<E: Endpoint>(next: E, mut request: Request, metrics: Metric
     if let Ok(value) = HeaderValue::from_str(&id) {
         request.headers_mut().insert(REQUEST_ID, value);
     }
-    let method = request.method().as_str().to_owned();
+    // Standard methods only as label values: any other is `other`, so made-up methods
+    // cannot create metric series without end.
+    let method = match request.method().as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => m.to_owned(),
+        _ => "other".to_owned(),
+    };
     let path = request.uri().path().to_owned();
     let span = tracing::info_span!("request", request_id = %id, method = %method, path = %path);
     let started = Instant::now();

@@ -30,10 +30,18 @@ async fn health_readiness_and_metrics_answer_and_every_response_carries_a_reques
     .ok();
     app.email("x@example.test", "onfirm").await;
 
-    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
-    assert_eq!(metrics.status(), 200);
-    assert!(metrics.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
-    let text = metrics.text().await.unwrap();
+    // The file is written before the message is marked sent: wait until it is.
+    let mut text = String::new();
+    for _ in 0..100 {
+        let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
+        assert_eq!(metrics.status(), 200);
+        assert!(metrics.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+        text = metrics.text().await.unwrap();
+        if text.contains(r#"guildhall_outbox_messages{state="pending"} 0"#) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     for expected in [
         r#"guildhall_http_requests_total{method="GET",operation="healthz",status="200"} 2"#,
         r#"guildhall_http_requests_total{method="POST",operation="login",status="401"} 1"#,

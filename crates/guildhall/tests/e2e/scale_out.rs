@@ -141,9 +141,6 @@ async fn two_instances_on_one_postgres_database_accept_an_invitation_once_and_se
     assert_eq!(ids.len(), all.len(), "no message was written by both instances");
     let recipients: BTreeSet<&str> = invitations.iter().map(|e| e.to.as_str()).collect();
     assert_eq!(recipients.len(), 31);
-    let from_a = read_outboxes(&[outboxes[0].clone()]).len();
-    let from_b = read_outboxes(&[outboxes[1].clone()]).len();
-    assert!(from_a > 0 && from_b > 0, "both instances dispatched ({from_a} and {from_b})");
 
     drop((a, b));
     std::fs::remove_dir_all(&setup_dir).ok();

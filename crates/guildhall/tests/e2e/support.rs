@@ -370,14 +370,24 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_guildhall")
 }
 
+/// `guildhall` with none of the caller's own `GUILDHALL_*` configuration (only the
+/// test-suite variables), run from an empty directory, so that a developer's or CI's
+/// settings or a stray `guildhall.toml` cannot change what is tested.
+fn command(args: &[&str], env: &[(String, String)]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(binary());
+    for (name, _) in std::env::vars_os() {
+        let inherited = name.to_str().is_some_and(|n| n.starts_with("GUILDHALL_") && !n.starts_with("GUILDHALL_TEST_"));
+        if inherited {
+            command.env_remove(&name);
+        }
+    }
+    command.args(args).envs(env.iter().cloned()).current_dir(temp_dir("cwd")).kill_on_drop(true);
+    command
+}
+
 /// Runs `guildhall <args>` to completion with `env`: (exit code, stdout, stderr).
 pub async fn run_command(args: &[&str], env: &[(String, String)]) -> (Option<i32>, String, String) {
-    let output = tokio::process::Command::new(binary())
-        .args(args)
-        .envs(env.iter().cloned())
-        .current_dir(std::env::temp_dir())
-        .kill_on_drop(true)
-        .output();
+    let output = command(args, env).output();
     let output = tokio::time::timeout(Duration::from_secs(120), output)
         .await
         .unwrap_or_else(|_| panic!("`guildhall {}` did not finish within 2 minutes", args.join(" ")))
@@ -391,15 +401,7 @@ pub async fn run_command(args: &[&str], env: &[(String, String)]) -> (Option<i32
 
 /// Starts `guildhall serve` with `env` and waits until it says where it listens.
 pub async fn spawn_process(data_dir: PathBuf, env: &[(String, String)]) -> Process {
-    let mut child = tokio::process::Command::new(binary())
-        .arg("serve")
-        .envs(env.iter().cloned())
-        .current_dir(std::env::temp_dir())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child = command(&["serve"], env).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let base = tokio::time::timeout(Duration::from_secs(60), async {
