@@ -98,9 +98,6 @@ impl App {
     /// # Errors
     /// [`StartError`] saying which part failed and why.
     pub async fn build(resolved: Resolved) -> Result<Self, StartError> {
-        if resolved.is_sqlite() {
-            create_dir(&resolved.config.data_dir)?;
-        }
         let store = connect(&resolved).await?;
         if resolved.config.auto_migrate {
             store.migrate().await.map_err(|e| StartError::Schema(format!("applying migrations failed: {e}")))?;
@@ -256,11 +253,15 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Connects to the configured database.
+/// Connects to the configured database, creating the data directory first for the
+/// embedded SQLite default.
 ///
 /// # Errors
-/// [`StartError::Database`].
+/// [`StartError::Directory`] or [`StartError::Database`].
 pub async fn connect(resolved: &Resolved) -> Result<Store, StartError> {
+    if resolved.is_sqlite() {
+        create_dir(&resolved.config.data_dir)?;
+    }
     Store::connect(&resolved.database_url)
         .await
         .map_err(|e| StartError::Database { url: resolved.database_url_for_display(), reason: e.to_string() })

@@ -205,10 +205,6 @@ async fn serve(resolved: Resolved) -> Result<(), CliError> {
 }
 
 async fn migrate(resolved: &Resolved, command: Migrate) -> Result<(), CliError> {
-    if resolved.is_sqlite() {
-        std::fs::create_dir_all(&resolved.config.data_dir)
-            .map_err(|e| StartError::Directory { path: resolved.config.data_dir.clone(), reason: e.to_string() })?;
-    }
     let store = app::connect(resolved).await?;
     let result = match command {
         Migrate::Up => store.migrate().await.map(|()| "every migration is applied".to_owned()),
