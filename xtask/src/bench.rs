@@ -26,6 +26,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::workspace::{Workspace, display_command};
 
+mod http;
 mod mail;
 
 /// Runnable tasks other than ours that still count as a quiet machine.
@@ -62,22 +63,27 @@ const POSTGRES_URL_VARS: [&str; 2] = ["GUILDHALL_BENCH_POSTGRES_URL", "GUILDHALL
 /// `cargo xtask bench <benchmark> [options]`.
 #[derive(Debug)]
 pub enum Benchmark {
+    Http(http::Options),
     Store(Options),
     Mail(mail::Options),
 }
 
 impl Benchmark {
-    /// `store [options]` or `mail [options]`.
+    /// `[--postgres] [--peer] [options]`, `store [options]` or `mail [options]`.
     pub fn parse(args: &[&str]) -> Result<Self, String> {
         match args {
             ["store", rest @ ..] => Options::parse(rest).map(Self::Store),
             ["mail", rest @ ..] => mail::Options::parse(rest).map(Self::Mail),
-            _ => Err("`bench` runs `store` or `mail`: `cargo xtask bench store`, `cargo xtask bench mail`".to_owned()),
+            rest if rest.first().is_none_or(|a| a.starts_with("--")) => http::Options::parse(rest).map(Self::Http),
+            _ => Err("`bench` runs the service benchmark (`cargo xtask bench [--postgres] [--peer]`), `bench store` \
+                      or `bench mail`"
+                .to_owned()),
         }
     }
 
     pub fn run(&self, workspace: &Workspace) -> Result<(), String> {
         match self {
+            Self::Http(options) => http::run(workspace, options),
             Self::Store(options) => store(workspace, options),
             Self::Mail(options) => mail::run(workspace, options),
         }
@@ -304,7 +310,7 @@ fn build(workspace: &Workspace, example: Example) -> Result<PathBuf, String> {
 }
 
 /// The string value of `"key":"..."` in one line of cargo's JSON output.
-fn json_string_field(line: &str, key: &str) -> Option<String> {
+pub(crate) fn json_string_field(line: &str, key: &str) -> Option<String> {
     let start = line.find(&format!("\"{key}\":\""))? + key.len() + 4;
     let mut value = String::new();
     let mut chars = line[start..].chars();

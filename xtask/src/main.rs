@@ -30,6 +30,18 @@ Tasks:
                      include an I/O runtime, driver, web or mail crate, or `rand`
   clock-rng          fail if crates/guildhall-domain/src reads the clock or an RNG directly
                      instead of going through its ports
+  bench [--postgres] [--peer] [OPTIONS]
+                     the service under load: builds the guildhall binary and
+                     crates/guildhall/examples/http_bench in release, starts Guildhall on loopback on
+                     SQLite (and, with --postgres, on a fresh PostgreSQL database named by
+                     GUILDHALL_BENCH_POSTGRES_URL or GUILDHALL_TEST_POSTGRES_URL) and, with --peer, the
+                     peer in ../shared/peers/better-auth (npm ci run there by the bench); seeds each,
+                     drives each with the same closed-loop keep-alive load generator through scenarios
+                     (a)-(g), stops each by PID, refuses to report from a busy machine, writes
+                     <target dir>/bench/http-<time>.json and the report into docs/benchmarks.md.
+                     OPTIONS: --duration S (20), --warmup S (3), --concurrency N (8),
+                     --sizes LIST (1000,10000,100000), --deep-page N (1000), --invitees N (2000),
+                     --quiet-cores X (0.25), --quiet-wait S (300)
   bench store [--database sqlite|postgres] [OPTIONS]
                      member-list page latency of a 100,000-member organisation: builds
                      crates/guildhall-store/examples/member_pages.rs in release, runs it on
