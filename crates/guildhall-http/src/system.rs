@@ -94,9 +94,6 @@ pub struct InvalidArgon2Settings(String);
 pub struct Argon2Hasher {
     argon2: Argon2<'static>,
     permits: Arc<Semaphore>,
-    /// A hash of a random password with the same parameters: verifying against it costs
-    /// what verifying a real account's password costs.
-    dummy: Arc<String>,
 }
 
 impl std::fmt::Debug for Argon2Hasher {
@@ -118,10 +115,7 @@ impl Argon2Hasher {
         let params = Params::new(settings.memory_kib, settings.iterations, settings.parallelism, None)
             .map_err(|e| InvalidArgon2Settings(e.to_string()))?;
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-        let mut random = [0_u8; 24];
-        os_random(&mut random);
-        let dummy = encode(&argon2, &random).map_err(|e| InvalidArgon2Settings(e.0))?;
-        Ok(Self { argon2, permits: Arc::new(Semaphore::new(settings.concurrency)), dummy: Arc::new(dummy) })
+        Ok(Self { argon2, permits: Arc::new(Semaphore::new(settings.concurrency)) })
     }
 
     /// Runs `work` on the blocking pool once a hashing permit is free.
@@ -136,11 +130,35 @@ impl Argon2Hasher {
         // free it while the hash still runs.
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
+            lower_this_threads_priority();
             work(&argon2)
         })
         .await
         .map_err(|e| HashError(format!("the hashing task failed: {e}")))
     }
+}
+
+/// Lowers the calling thread's scheduling priority to nice 10, once per thread.
+///
+/// Hashing is the one CPU-bound thing the service does, tens of milliseconds a time: at
+/// normal priority a burst of sign-ups or sign-ins takes every core and session-checked
+/// reads wait their turn behind it. Niced, the hashes use whatever the other requests
+/// leave, which is all of it when nothing else runs. A thread cannot take its priority back
+/// without privileges, so a blocking-pool thread that hashed once keeps nice 10 for
+/// whatever else runs on it (files the outbox writes), until tokio retires it. Failure
+/// (a platform without the call) leaves the priority as it was.
+fn lower_this_threads_priority() {
+    thread_local! {
+        static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    LOWERED.with(|lowered| {
+        if !lowered.replace(true)
+            && let Ok(value) = thread_priority::ThreadPriorityValue::try_from(25_u8)
+        {
+            // 25 on thread-priority's 0..=99 scale is nice 10 for the normal policy.
+            let _ = thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Crossplatform(value));
+        }
+    });
 }
 
 fn encode(argon2: &Argon2<'_>, password: &[u8]) -> Result<String, HashError> {
@@ -174,9 +192,12 @@ impl PasswordHasher for Argon2Hasher {
         self.run(move |argon2| verify(argon2, &password, &encoded)).await?
     }
 
+    /// Hashes the password with a fresh salt and the current parameters and throws the
+    /// result away: that costs what verifying an account's password costs (a verification
+    /// is one hash and a comparison), without keeping a dummy hash computed at start (two
+    /// Argon2 runs, and their 19 MiB each, before the service answered anything).
     async fn verify_dummy(&self, password: &Password) -> Result<(), HashError> {
         let password = password.expose().as_bytes().to_vec();
-        let dummy = self.dummy.clone();
-        self.run(move |argon2| verify(argon2, &password, &dummy)).await?.map(|_| ())
+        self.run(move |argon2| encode(argon2, &password)).await?.map(|_| ())
     }
 }
