@@ -30,12 +30,13 @@ Tasks:
                      include an I/O runtime, driver, web or mail crate, or `rand`
   clock-rng          fail if crates/guildhall-domain/src reads the clock or an RNG directly
                      instead of going through its ports
-  bench [--postgres] [--peer] [OPTIONS]
+  bench [--postgres] [--peer [DIR]] [OPTIONS]
                      the service under load: builds the guildhall binary and
                      crates/guildhall/examples/http_bench in release, starts Guildhall on loopback on
                      SQLite (and, with --postgres, on a fresh PostgreSQL database named by
                      GUILDHALL_BENCH_POSTGRES_URL or GUILDHALL_TEST_POSTGRES_URL) and, with --peer, the
-                     peer in ../shared/peers/better-auth (npm ci run there by the bench); seeds each,
+                     peer in DIR or ../shared/peers/better-auth beside the workspace (copied under
+                     <target dir>/bench/work/peer, where the bench runs npm ci); seeds each,
                      drives each with the same closed-loop keep-alive load generator through scenarios
                      (a)-(g), stops each by PID, refuses to report from a busy machine, writes
                      <target dir>/bench/http-<time>.json and the report into docs/benchmarks.md.

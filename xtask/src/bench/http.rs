@@ -23,7 +23,8 @@ const PEER: &str = "../shared/peers/better-auth";
 #[derive(Debug, Default)]
 pub struct Options {
     postgres: bool,
-    peer: bool,
+    /// `--peer` alone: [`PEER`] beside the workspace; `--peer DIR`: the peer in DIR.
+    peer: Option<Option<PathBuf>>,
     /// Passed to the program as they are (`--duration 20`, `--sizes ...`).
     program_args: Vec<String>,
 }
@@ -35,7 +36,13 @@ impl Options {
         while let Some(arg) = rest.next() {
             match *arg {
                 "--postgres" => options.postgres = true,
-                "--peer" => options.peer = true,
+                "--peer" => {
+                    let dir = rest.clone().next().filter(|next| !next.starts_with("--"));
+                    if dir.is_some() {
+                        rest.next();
+                    }
+                    options.peer = Some(dir.map(PathBuf::from));
+                }
                 "--binary" | "--json" | "--markdown" | "--work" => {
                     return Err(format!("`cargo xtask bench` sets {arg} itself"));
                 }
@@ -79,10 +86,13 @@ pub fn run(workspace: &Workspace, options: &Options) -> Result<(), String> {
     if options.postgres {
         command.arg("--postgres");
     }
-    if options.peer {
-        let peer = workspace.root().join(PEER);
+    if let Some(dir) = &options.peer {
+        let peer = dir.clone().unwrap_or_else(|| workspace.root().join(PEER));
         if !peer.join("server.mjs").is_file() {
-            return Err(format!("--peer: no peer at {} (server.mjs missing)", peer.display()));
+            return Err(format!(
+                "--peer: no peer at {} (server.mjs missing); name its directory: --peer DIR",
+                peer.display()
+            ));
         }
         command.arg("--peer").arg(peer);
     }
