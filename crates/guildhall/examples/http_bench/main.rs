@@ -808,7 +808,7 @@ async fn run_peer(options: &Options, source: &Path, tag: &str) -> Result<TargetR
     let mut running = peer::start(source, &options.work.join("peer")).await?;
     let outcome = async {
         let started = Instant::now();
-        running.seed(&options.sizes, options.invitees)?;
+        running.seed(&options.sizes, options.invitees).await?;
         let seeded = started.elapsed().as_secs_f64();
         bench_target(
             options,

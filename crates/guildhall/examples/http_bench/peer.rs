@@ -10,9 +10,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use sea_orm::{ConnectionTrait, Database, DbBackend, Statement, TransactionTrait, Value};
+
 use crate::load::{self, Req};
 use crate::machine::Server;
 use crate::{Cred, Flavour, Invitee, ListOrg, Target, fail, progress};
+
+/// The largest organisation the peer's own `seed.mjs` can seed (see [`Running::seed`]).
+const SEED_SCRIPT_LIMIT: usize = 10_000;
 
 /// The files of the peer's harness that the bench uses.
 const FILES: &[&str] =
@@ -135,9 +140,13 @@ fn versions(work: &Path) -> serde_json::Value {
 }
 
 impl Running {
-    /// Runs the peer's `seed.mjs` and reads its `state.json`.
-    pub fn seed(&mut self, sizes: &[usize], invitees: usize) -> Result<(), String> {
-        let sizes_text: Vec<String> = sizes.iter().map(ToString::to_string).collect();
+    /// Runs the peer's `seed.mjs` and reads its `state.json`. Organisations larger than
+    /// [`SEED_SCRIPT_LIMIT`] are created over HTTP and filled here, with the same direct
+    /// SQLite inserts `seed.mjs` makes: its own check reads every member in one request,
+    /// which the peer answers with a 500 at 100,000 members.
+    pub async fn seed(&mut self, sizes: &[usize], invitees: usize) -> Result<(), String> {
+        let (small, large): (Vec<usize>, Vec<usize>) = sizes.iter().partition(|&&n| n <= SEED_SCRIPT_LIMIT);
+        let sizes_text: Vec<String> = small.iter().map(ToString::to_string).collect();
         run(
             Command::new("node")
                 .arg("seed.mjs")
@@ -153,13 +162,19 @@ impl Running {
         let text_of = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
         self.target.admin = Cred::Cookie(text_of(&state["admin"]["cookie"]));
         self.target.bench_org = text_of(&state["orgs"]["bench"]["id"]);
-        for &size in sizes {
+        for &size in &small {
             self.target.list_orgs.push(ListOrg {
                 size,
                 id: text_of(&state["orgs"][format!("list{size}")]["id"]),
                 deep_cursor: None,
             });
         }
+        let tag = text_of(&state["tag"]);
+        for size in large {
+            let id = self.seed_large(size, &tag).await?;
+            self.target.list_orgs.push(ListOrg { size, id, deep_cursor: None });
+        }
+        self.target.list_orgs.sort_by_key(|o| o.size);
         self.target.invitees = state["acceptUsers"]
             .as_array()
             .map(|users| {
@@ -173,6 +188,83 @@ impl Running {
             return fail("the peer's state.json lacks the seeded invitees or organisations");
         }
         Ok(())
+    }
+
+    async fn seed_large(&self, size: usize, tag: &str) -> Result<String, String> {
+        let started = Instant::now();
+        let slug = format!("list{size}-{tag}");
+        let req = self
+            .target
+            .admin
+            .apply(Req::post("/api/auth/organization/create", serde_json::json!({"name": slug, "slug": slug})))
+            .header(hyper::header::ORIGIN, format!("http://{}", self.target.address));
+        let resp = load::once(self.target.address, req).await?;
+        let org = resp.json()["id"].as_str().map(str::to_owned).ok_or_else(|| {
+            format!(
+                "the peer refused to create an organisation: HTTP {} {}",
+                resp.status,
+                String::from_utf8_lossy(&resp.body)
+            )
+        })?;
+        let url = format!("sqlite://{}", self.dir.join("bench.db").display());
+        let db = Database::connect(url.as_str()).await.map_err(|e| format!("open the peer's database: {e}"))?;
+        let tx = db.begin().await.map_err(|e| e.to_string())?;
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        // The organisation's creator is member number 1, as in seed.mjs.
+        for chunk in (1..size).collect::<Vec<_>>().chunks(500) {
+            let mut users = Vec::new();
+            let mut members = Vec::new();
+            for &i in chunk {
+                let user = uuid::Uuid::new_v4().simple().to_string();
+                users.extend::<[Value; 7]>([
+                    user.clone().into(),
+                    format!("Seed User {i}").into(),
+                    format!("seed-{size}-{i}-{tag}@bench.local").into(),
+                    0.into(),
+                    Value::String(None),
+                    now.clone().into(),
+                    now.clone().into(),
+                ]);
+                members.extend::<[Value; 5]>([
+                    uuid::Uuid::new_v4().simple().to_string().into(),
+                    org.clone().into(),
+                    user.into(),
+                    "member".into(),
+                    now.clone().into(),
+                ]);
+            }
+            let rows = |n: usize| vec![format!("({})", vec!["?"; n].join(",")); chunk.len()].join(",");
+            for (sql, values) in [
+                (
+                    format!(
+                        r#"insert into "user" (id,name,email,emailVerified,image,createdAt,updatedAt) values {}"#,
+                        rows(7)
+                    ),
+                    users,
+                ),
+                (
+                    format!(r#"insert into "member" (id,organizationId,userId,role,createdAt) values {}"#, rows(5)),
+                    members,
+                ),
+            ] {
+                tx.execute_raw(Statement::from_sql_and_values(DbBackend::Sqlite, sql, values))
+                    .await
+                    .map_err(|e| format!("seed the peer's organisation of {size}: {e}"))?;
+            }
+        }
+        tx.commit().await.map_err(|e| e.to_string())?;
+        db.close().await.map_err(|e| e.to_string())?;
+        // The peer sees them: its total counts every member.
+        let check = self
+            .target
+            .admin
+            .apply(Req::get(format!("/api/auth/organization/list-members?organizationId={org}&limit=100")));
+        let resp = load::once(self.target.address, check).await?;
+        if resp.json()["total"].as_u64() != Some(size as u64) {
+            return fail(format!("the peer counts {} members of {size}", resp.json()["total"]));
+        }
+        progress(format!("  better-auth: {size} members seeded in {:.1} s", started.elapsed().as_secs_f64()));
+        Ok(org)
     }
 
     pub fn stop(mut self) -> Result<(), String> {
