@@ -28,6 +28,7 @@ use crate::workspace::{Workspace, display_command};
 
 mod http;
 mod mail;
+mod micro;
 
 /// Runnable tasks other than ours that still count as a quiet machine.
 const MAX_OTHER_LOAD: f64 = 0.5;
@@ -66,6 +67,7 @@ pub enum Benchmark {
     Http(http::Options),
     Store(Options),
     Mail(mail::Options),
+    Micro,
 }
 
 impl Benchmark {
@@ -74,6 +76,7 @@ impl Benchmark {
         match args {
             ["store", rest @ ..] => Options::parse(rest).map(Self::Store),
             ["mail", rest @ ..] => mail::Options::parse(rest).map(Self::Mail),
+            ["micro"] => Ok(Self::Micro),
             rest if rest.first().is_none_or(|a| a.starts_with("--")) => http::Options::parse(rest).map(Self::Http),
             _ => Err("`bench` runs the service benchmark (`cargo xtask bench [--postgres] [--peer]`), `bench store` \
                       or `bench mail`"
@@ -86,6 +89,7 @@ impl Benchmark {
             Self::Http(options) => http::run(workspace, options),
             Self::Store(options) => store(workspace, options),
             Self::Mail(options) => mail::run(workspace, options),
+            Self::Micro => micro::run(workspace).map(|_| ()),
         }
     }
 }
@@ -537,7 +541,7 @@ fn json_string(text: &str) -> String {
 
 /// `("YYYY-MM-DD", "HH:MM:SS")` in UTC for seconds since the Unix epoch (Howard
 /// Hinnant's `civil_from_days`).
-fn utc(seconds: u64) -> (String, String) {
+pub(crate) fn utc(seconds: u64) -> (String, String) {
     let days = i64::try_from(seconds / 86_400).unwrap_or(0);
     let rest = seconds % 86_400;
     let z = days + 719_468;

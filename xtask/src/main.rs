@@ -39,10 +39,15 @@ Tasks:
                      <target dir>/bench/work/peer, where the bench runs npm ci); seeds each,
                      drives each with the same closed-loop keep-alive load generator through scenarios
                      (a)-(g), stops each by PID, refuses to report from a busy machine, writes
-                     <target dir>/bench/http-<time>.json and the report into docs/benchmarks.md.
+                     <target dir>/bench/http-<time>.json and the report into docs/benchmarks.md;
+                     then runs `bench micro`.
                      OPTIONS: --duration S (20), --warmup S (3), --concurrency N (8),
                      --sizes LIST (1000,10000,100000), --deep-page N (1000), --invitees N (2000),
                      --quiet-cores X (0.25), --quiet-wait S (300)
+  bench micro        the domain's criterion microbenchmarks (crates/guildhall-domain/benches):
+                     authorize, preview_role_change over 10,000 members, PasswordPolicy::validate,
+                     once the machine is quiet; prints a table with the targets, writes
+                     <target dir>/bench/micro.json and the table into docs/benchmarks.md
   bench store [--database sqlite|postgres] [OPTIONS]
                      member-list page latency of a 100,000-member organisation: builds
                      crates/guildhall-store/examples/member_pages.rs in release, runs it on

@@ -102,9 +102,10 @@ pub fn run(workspace: &Workspace, options: &Options) -> Result<(), String> {
         return Err(format!("the benchmark failed ({status}); docs/benchmarks.md is unchanged"));
     }
     let report = std::fs::read_to_string(&markdown).map_err(|e| format!("{}: {e}", markdown.display()))?;
-    update_docs(workspace, &report)?;
+    splice_docs(workspace, BEGIN, END, "## Service under load, side by side with better-auth", &report)?;
     eprintln!("figures written to {} and docs/benchmarks.md", json.display());
-    Ok(())
+    // The domain's microbenchmarks belong to the same report.
+    super::micro::run(workspace).map(|_| ())
 }
 
 /// Builds both in release mode; their paths come from cargo's JSON messages, which
@@ -149,14 +150,21 @@ fn build(workspace: &Workspace) -> Result<(PathBuf, PathBuf), String> {
     Ok((find("guildhall")?, find("http_bench")?))
 }
 
-/// Replaces the text between the markers in docs/benchmarks.md (or appends a section).
-fn update_docs(workspace: &Workspace, report: &str) -> Result<(), String> {
+/// Replaces the text between `begin` and `end` in docs/benchmarks.md, or appends a
+/// `heading` section holding them.
+pub(super) fn splice_docs(
+    workspace: &Workspace,
+    begin: &str,
+    end: &str,
+    heading: &str,
+    report: &str,
+) -> Result<(), String> {
     let path = workspace.root().join("docs/benchmarks.md");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let block = format!("{BEGIN}\n{}\n{END}", report.trim_end());
-    let updated = match (text.find(BEGIN), text.find(END)) {
-        (Some(begin), Some(end)) if begin < end => format!("{}{block}{}", &text[..begin], &text[end + END.len()..]),
-        _ => format!("{}\n## Service under load, side by side with better-auth\n\n{block}\n", text.trim_end()),
+    let block = format!("{begin}\n{}\n{end}", report.trim_end());
+    let updated = match (text.find(begin), text.find(end)) {
+        (Some(at), Some(until)) if at < until => format!("{}{block}{}", &text[..at], &text[until + end.len()..]),
+        _ => format!("{}\n\n{heading}\n\n{block}\n", text.trim_end()),
     };
     std::fs::write(&path, updated).map_err(|e| format!("{}: {e}", path.display()))
 }
