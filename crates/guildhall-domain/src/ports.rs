@@ -438,6 +438,21 @@ pub enum Precondition {
         /// The token hash the decision read.
         token_hash: TokenHash,
     },
+    /// The organisation has no invitation of this address stored as pending that expires
+    /// after `at`. Inviting carries this instead of bumping the organisation's version, so
+    /// that invitations of different addresses do not conflict with each other while two
+    /// invitations of one address still cannot both land. A store MUST check it so that
+    /// two concurrent commits carrying it for the same organisation and address cannot
+    /// both succeed (SQLite: its write lock; PostgreSQL: a transaction-scoped lock on the
+    /// pair).
+    NoPendingInvitation {
+        /// The organisation.
+        org: OrgId,
+        /// The invited address.
+        email: EmailAddress,
+        /// When the decision was made: invitations expiring by then do not count.
+        at: DateTime<Utc>,
+    },
     /// The join request is still pending.
     JoinRequestPending {
         /// The organisation.

@@ -9,7 +9,10 @@ use guildhall_domain::membership::Membership;
 use guildhall_domain::ports::{Change, ChangeSet, CommitError, Duplicate, Precondition, UnitOfWork};
 use guildhall_domain::role::Role;
 use sea_orm::sea_query::{Expr, ExprTrait, LockType, OnConflict};
-use sea_orm::{ActiveValue, ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect};
+use sea_orm::{
+    ActiveValue, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction, EntityTrait, IntoActiveModel,
+    QueryFilter, QuerySelect, Statement,
+};
 
 use crate::Store;
 use crate::convert::{self, AuditRow, PENDING, RESET_PASSWORD, bytes, hash_bytes, nanos, stored_version};
@@ -119,6 +122,7 @@ async fn lock_rows(
             Precondition::UserVersion { user, .. } => need(&mut users, *user, true, true),
             Precondition::UserUnchanged { user, .. } => need(&mut users, *user, false, false),
             Precondition::InvitationPending { .. }
+            | Precondition::NoPendingInvitation { .. }
             | Precondition::JoinRequestPending { .. }
             | Precondition::TokenUnused { .. } => {}
         }
@@ -178,6 +182,29 @@ async fn holds(
                 .map_err(commit_error)?;
             Ok(row.is_some_and(|row| row.state == PENDING && row.token_hash == hash_bytes(token_hash)))
         }
+        Precondition::NoPendingInvitation { org, email, at } => {
+            if tx.get_database_backend() == DatabaseBackend::Postgres {
+                // Two transactions inviting the same address must not both see no pending
+                // invitation: serialise them on the pair (SQLite's write lock already does).
+                let key = advisory_key(org, email.normalized());
+                tx.execute_raw(Statement::from_sql_and_values(
+                    DatabaseBackend::Postgres,
+                    "SELECT pg_advisory_xact_lock($1)",
+                    [key.into()],
+                ))
+                .await
+                .map_err(commit_error)?;
+            }
+            let open = invitations::Entity::find()
+                .filter(invitations::Column::OrgId.eq(bytes(org.as_uuid())))
+                .filter(invitations::Column::EmailNormalized.eq(email.normalized()))
+                .filter(invitations::Column::State.eq(PENDING))
+                .filter(invitations::Column::ExpiresAt.gt(nanos(*at).map_err(from_store)?))
+                .one(tx)
+                .await
+                .map_err(commit_error)?;
+            Ok(open.is_none())
+        }
         Precondition::JoinRequestPending { org, id } => {
             let row = join_requests::Entity::find_by_id((bytes(org.as_uuid()), bytes(id.as_uuid())))
                 .lock(LockType::NoKeyUpdate)
@@ -195,6 +222,16 @@ async fn holds(
             Ok(row.is_some_and(|row| row.used_at.is_none()))
         }
     }
+}
+
+/// A PostgreSQL advisory lock key for an (organisation, address) pair, the same in
+/// every instance: the first 8 bytes of SHA-256 over both.
+fn advisory_key(org: &OrgId, email: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new().chain_update(org.as_uuid().as_bytes()).chain_update(email.as_bytes()).finalize();
+    let mut first = [0_u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
 }
 
 async fn insert<E, A>(tx: &DatabaseTransaction, row: A) -> Result<(), CommitError>

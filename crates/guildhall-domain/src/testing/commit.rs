@@ -80,6 +80,12 @@ fn check_preconditions(state: &StoreSnapshot, preconditions: &[Precondition]) ->
             Precondition::JoinRequestPending { org, id } => {
                 state.join_requests.get(id).is_some_and(|r| r.org == *org && r.is_pending())
             }
+            Precondition::NoPendingInvitation { org, email, at } => !state.invitations.values().any(|i| {
+                i.org == *org
+                    && i.email.normalized() == email.normalized()
+                    && matches!(i.state, InvitationState::Pending)
+                    && i.expires_at > *at
+            }),
             Precondition::TokenUnused { hash } => state.tokens.get(hash).is_some_and(|t| t.used_at.is_none()),
             Precondition::UserUnchanged { user, version } => {
                 state.users.get(user).is_some_and(|u| u.version == *version)

@@ -261,6 +261,11 @@ contract_checks! {
         /// organisation stored as pending (expired or not: the store has no clock) with
         /// that token hash.
         invitation_pending_checks_org_state_and_token_hash;
+        /// [`Precondition::NoPendingInvitation`] fails while the organisation has an
+        /// invitation of that address (ignoring letter case) stored as pending that expires
+        /// after the decision's instant; expired, accepted, other addresses and other
+        /// organisations do not count.
+        no_pending_invitation_checks_org_address_state_and_expiry;
         /// [`Precondition::JoinRequestPending`] holds only for a pending request of that
         /// organisation.
         join_request_pending_checks_org_and_state;
@@ -1051,6 +1056,44 @@ mod checks {
             Refusal::Conflict,
         )
         .await
+    }
+
+    pub(super) async fn no_pending_invitation_checks_org_address_state_and_expiry<S: ContractStore + ?Sized>(
+        store: &S,
+    ) -> Check {
+        let fx = Fixture::new();
+        let (ann, org) = founded(store, &fx, "ann@example.com", "acme-physio").await?;
+        let (_, other) = founded(store, &fx, "bea@example.com", "other-practice").await?;
+        let none = |org: OrgId, address: &str, minutes: i64| -> Result<Precondition, Broken> {
+            Ok(Precondition::NoPendingInvitation { org, email: email(address)?, at: at(minutes) })
+        };
+        // Pending until minute 10,000 - 20,000 + 7 days = 80 (from minute -10,000).
+        let invitation = fx.invitation(org.id, "bob@example.com", ann.id, -10_000, 1)?;
+        let expired = fx.invitation(org.id, "cy@example.com", ann.id, -20_000, 2)?;
+        commit(
+            store,
+            "inviting",
+            set(vec![Change::InsertInvitation(invitation.clone()), Change::InsertInvitation(expired)]),
+        )
+        .await?;
+        for (what, precondition) in [
+            ("NoPendingInvitation of a pending address", none(org.id, "bob@example.com", 0)?),
+            ("NoPendingInvitation in another letter case", none(org.id, "Bob@Example.com", 0)?),
+        ] {
+            refused(store, what, guarded(vec![precondition], vec![]), Refusal::Conflict).await?;
+        }
+        for (what, precondition) in [
+            ("NoPendingInvitation after the invitation expires", none(org.id, "bob@example.com", 100)?),
+            ("NoPendingInvitation of an expired invitation", none(org.id, "cy@example.com", 0)?),
+            ("NoPendingInvitation of another address", none(org.id, "dee@example.com", 0)?),
+            ("NoPendingInvitation in another organisation", none(other.id, "bob@example.com", 0)?),
+        ] {
+            commit(store, what, guarded(vec![precondition], vec![])).await?;
+        }
+        let revoked = Invitation { state: InvitationState::Revoked { by: ann.id, at: at(1) }, ..invitation };
+        commit(store, "revoking", set(vec![Change::UpdateInvitation(revoked)])).await?;
+        commit(store, "NoPendingInvitation once revoked", guarded(vec![none(org.id, "bob@example.com", 0)?], vec![]))
+            .await
     }
 
     pub(super) async fn join_request_pending_checks_org_and_state<S: ContractStore + ?Sized>(store: &S) -> Check {

@@ -246,8 +246,12 @@ impl Invitations {
                 }
                 let (invitation, message) = ctx.new_invitation(&access, actor, &email, offered).await?;
                 let mut changes = ChangeSet::new();
+                // Checked, not bumped: a change of the organisation, its roles or the
+                // inviter's role since the decision conflicts, other invitations do not;
+                // a concurrent invitation of the same address does.
                 changes
-                    .require(Precondition::OrgVersion { org, version: access.org.version })
+                    .require(Precondition::OrgUnchanged { org, version: access.org.version })
+                    .require(Precondition::NoPendingInvitation { org, email: email.clone(), at: now })
                     .push(Change::InsertInvitation(invitation.clone()))
                     .audit(ctx.audit(
                         Some(org),

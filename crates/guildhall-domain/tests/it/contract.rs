@@ -43,6 +43,7 @@ contract_tests! {
     user_version_is_checked_and_incremented => user_version_is_checked_and_incremented;
     user_unchanged_is_checked_but_never_increments_the_version => user_unchanged_is_checked_without_incrementing;
     invitation_pending_requires_the_org_the_pending_state_and_the_token_hash => invitation_pending_checks_org_state_and_token_hash;
+    no_pending_invitation_counts_only_unexpired_pending_invitations_of_the_address => no_pending_invitation_checks_org_address_state_and_expiry;
     join_request_pending_requires_the_org_and_the_pending_state => join_request_pending_checks_org_and_state;
     token_unused_requires_an_existing_unused_token => token_unused_checks_the_token_exists_and_is_unused;
     role_unheld_fails_while_any_member_of_the_org_holds_the_role => role_unheld_counts_only_the_organisations_members;

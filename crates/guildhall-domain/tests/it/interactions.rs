@@ -144,7 +144,7 @@ async fn an_invitation_commits_exactly_one_email_to_the_invitee_with_its_audit_e
         .withf(move |changes: &ChangeSet| {
             let only_email_is_to_invitee = changes.emails.len() == 1 && changes.emails_to(&expected_to).count() == 1;
             let is_invitation = matches!(changes.emails[0].notification, Notification::Invitation { .. });
-            let guarded = changes.preconditions == vec![Precondition::OrgVersion { org: org_id(), version: 7 }];
+            let guarded = changes.preconditions == invite_guard(7, &expected_to);
             let one_insert =
                 matches!(changes.changes.as_slice(), [Change::InsertInvitation(i)] if i.email == expected_to);
             only_email_is_to_invitee && is_invitation && guarded && one_insert && changes.audit.len() == 1
@@ -184,6 +184,16 @@ async fn an_invitation_for_an_existing_member_commits_nothing() {
     assert!(matches!(err, InviteError::AlreadyMember(_)), "{err:?}");
 }
 
+/// What an invitation's commit requires: the organisation unchanged since version
+/// `version` (not bumped: invitations do not conflict with each other) and no pending
+/// invitation of the address.
+fn invite_guard(version: u64, email: &EmailAddress) -> Vec<Precondition> {
+    vec![
+        Precondition::OrgUnchanged { org: org_id(), version },
+        Precondition::NoPendingInvitation { org: org_id(), email: email.clone(), at: at() },
+    ]
+}
+
 #[tokio::test]
 async fn a_conflicting_commit_is_decided_again_from_fresh_reads() {
     let mut mocks = Mocks::new();
@@ -201,14 +211,14 @@ async fn a_conflicting_commit_is_decided_again_from_fresh_reads() {
     mocks
         .unit_of_work
         .expect_commit()
-        .withf(|c: &ChangeSet| c.preconditions == vec![Precondition::OrgVersion { org: org_id(), version: 7 }])
+        .withf(|c: &ChangeSet| c.preconditions == invite_guard(7, &EmailAddress::parse("cy@example.com").unwrap()))
         .times(1)
         .in_sequence(&mut seq)
         .returning(|_| Err(CommitError::Conflict));
     mocks
         .unit_of_work
         .expect_commit()
-        .withf(|c: &ChangeSet| c.preconditions == vec![Precondition::OrgVersion { org: org_id(), version: 8 }])
+        .withf(|c: &ChangeSet| c.preconditions == invite_guard(8, &EmailAddress::parse("cy@example.com").unwrap()))
         .times(1)
         .in_sequence(&mut seq)
         .returning(|_| Ok(()));

@@ -51,6 +51,7 @@ contract_tests!(
     user_version_is_checked_and_incremented,
     user_unchanged_is_checked_without_incrementing,
     invitation_pending_checks_org_state_and_token_hash,
+    no_pending_invitation_checks_org_address_state_and_expiry,
     join_request_pending_checks_org_and_state,
     token_unused_checks_the_token_exists_and_is_unused,
     role_unheld_counts_only_the_organisations_members,
