@@ -294,16 +294,7 @@ fn build(workspace: &Workspace, example: Example) -> Result<PathBuf, String> {
     let args = example.build_args();
     let shown = display_command(&args);
     eprintln!("==> building the benchmark: {shown}");
-    let output = workspace
-        .clean_cargo_command(&args)
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|error| format!("could not start `{shown}`: {error}"))?;
-    if !output.status.success() {
-        return Err(format!("`{shown}` failed ({})", output.status));
-    }
-    let messages = String::from_utf8_lossy(&output.stdout);
+    let messages = workspace.clean_cargo_stdout(&args)?;
     messages
         .lines()
         .filter(|line| line.contains("\"reason\":\"compiler-artifact\""))
@@ -569,9 +560,17 @@ mod tests {
         assert_eq!(store.databases, ["sqlite"]);
         assert_eq!(store.program_args, ["--members", "200000"]);
         assert!(matches!(Benchmark::parse(&["mail", "--messages", "500"]), Ok(Benchmark::Mail(_))));
-        for unknown in [&[][..], &["disk"], &["--members", "10", "store"]] {
+        assert!(matches!(Benchmark::parse(&["micro"]), Ok(Benchmark::Micro)));
+        // No benchmark named, or options first: the service benchmark.
+        assert!(matches!(Benchmark::parse(&[]), Ok(Benchmark::Http(_))));
+        assert!(matches!(Benchmark::parse(&["--peer", "--duration", "5"]), Ok(Benchmark::Http(_))));
+        for unknown in [&["disk"][..], &["micro", "--fast"]] {
             let error = Benchmark::parse(unknown).unwrap_err();
-            assert!(error.contains("`store` or `mail`"), "{unknown:?}: {error}");
+            assert!(error.contains("`bench store`"), "{unknown:?}: {error}");
+        }
+        // Options the service benchmark does not know, or sets itself, are refused.
+        for refused in [&["--members", "10", "store"][..], &["--binary", "x"], &["--duration"]] {
+            assert!(Benchmark::parse(refused).is_err(), "{refused:?}");
         }
     }
 

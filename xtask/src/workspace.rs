@@ -68,6 +68,24 @@ impl Workspace {
         if status.success() { Ok(()) } else { Err(format!("`{shown}` failed ({status})")) }
     }
 
+    /// Runs `cargo <args>` through [`clean_cargo_command`](Self::clean_cargo_command) with
+    /// its stderr on the terminal, and returns its stdout (cargo's JSON messages, a
+    /// benchmark's summary).
+    pub fn clean_cargo_stdout(&self, args: &[&str]) -> Result<String, String> {
+        let shown = display_command(args);
+        let output = self
+            .clean_cargo_command(args)
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(|error| format!("could not start `{shown}`: {error}"))?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(format!("`{shown}` failed ({})", output.status))
+        }
+    }
+
     /// Runs `cargo <args>` and returns its stdout; its stderr goes into the error.
     pub fn capture_cargo(&self, args: &[&str]) -> Result<String, String> {
         let shown = display_command(args);

@@ -124,16 +124,7 @@ fn build(workspace: &Workspace) -> Result<(PathBuf, PathBuf), String> {
     ];
     let shown = display_command(&args);
     eprintln!("==> {shown}");
-    let output = workspace
-        .clean_cargo_command(&args)
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("could not start `{shown}`: {e}"))?;
-    if !output.status.success() {
-        return Err(format!("`{shown}` failed ({})", output.status));
-    }
-    let messages = String::from_utf8_lossy(&output.stdout);
+    let messages = workspace.clean_cargo_stdout(&args)?;
     let executables: Vec<PathBuf> = messages
         .lines()
         .filter(|line| line.contains("\"reason\":\"compiler-artifact\""))

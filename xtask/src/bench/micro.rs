@@ -7,7 +7,6 @@
 //! its markers.
 
 use std::fmt::Write as _;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::workspace::{Workspace, display_command};
@@ -191,17 +190,8 @@ pub fn run(workspace: &Workspace) -> Result<MicroReport, String> {
     }
     let other_cores = wait_until_quiet()?;
     eprintln!("==> {shown} (other processes: {other_cores:.2} cores)");
-    let output = workspace
-        .clean_cargo_command(&args)
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("could not start `{shown}`: {e}"))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = workspace.clean_cargo_stdout(&args)?;
     print!("{stdout}");
-    if !output.status.success() {
-        return Err(format!("`{shown}` failed ({})", output.status));
-    }
     let rows = parse(&stdout);
     if rows.is_empty() {
         return Err(format!("`{shown}` printed no criterion summary to read"));
