@@ -227,10 +227,10 @@ pub fn strict_document(document: &str) -> String {
     serde_json::to_string_pretty(&value).unwrap_or_else(|_| document.to_owned())
 }
 
-/// Unsigned integers (`format: uint32`) get the `minimum` (and, for 32 bits and less,
-/// `maximum`) the format implies, so that the document says what the server accepts:
-/// JSON Schema treats `format` as a hint, and a negative number would otherwise count as
-/// valid.
+/// Sized integers (`format: uint32`, `int64`, ...) get the `minimum` and `maximum` the
+/// format implies, so that the document says what the server accepts: JSON Schema treats
+/// `format` as a hint, so a negative number, or one beyond 64 bits (which the server
+/// refuses as not a whole number it can hold), would otherwise count as valid.
 fn bound_unsigned(value: &mut Value, depth: usize) {
     if depth > 64 {
         return;
@@ -241,15 +241,18 @@ fn bound_unsigned(value: &mut Value, depth: usize) {
                 Some("uint8") => Some(u64::from(u8::MAX)),
                 Some("uint16") => Some(u64::from(u16::MAX)),
                 Some("uint32") => Some(u64::from(u32::MAX)),
-                Some("uint64") => None,
+                Some("uint64") => Some(u64::MAX),
                 _ => Some(0),
             };
-            let unsigned = map.get("type").and_then(Value::as_str) == Some("integer") && maximum != Some(0);
-            if unsigned {
+            let integer = map.get("type").and_then(Value::as_str) == Some("integer");
+            if integer && maximum != Some(0) {
                 map.entry("minimum").or_insert(Value::from(0));
                 if let Some(maximum) = maximum {
                     map.entry("maximum").or_insert(Value::from(maximum));
                 }
+            } else if integer && map.get("format").and_then(Value::as_str) == Some("int64") {
+                map.entry("minimum").or_insert(Value::from(i64::MIN));
+                map.entry("maximum").or_insert(Value::from(i64::MAX));
             }
             for child in map.values_mut() {
                 bound_unsigned(child, depth + 1);
@@ -350,5 +353,28 @@ mod tests {
         assert_eq!(allowed, vec![Method::PUT], "Allow names the methods documented for the literal path");
         assert!(conformance().check(&Method::HEAD, "/api/v1/things/1", b"").is_ok());
         assert!(conformance().check(&Method::GET, "/elsewhere", b"").is_ok());
+    }
+
+    #[test]
+    fn sized_integers_carry_the_bounds_their_format_implies() {
+        let document = r#"{"components": {"schemas": {"Run": {"type": "object", "properties": {
+            "counts": {"type": "object", "additionalProperties": {"type": "integer", "format": "uint64"}},
+            "limit": {"type": "integer", "format": "int64", "maximum": 200},
+            "offset": {"type": "integer", "format": "int64"},
+            "small": {"type": "integer", "format": "uint16"}
+        }}}}}"#;
+        let strict: Value = serde_json::from_str(&strict_document(document)).unwrap();
+        let field = |name: &str| strict.pointer(&format!("/components/schemas/Run/properties/{name}")).unwrap().clone();
+        let counts = field("counts")["additionalProperties"].clone();
+        assert_eq!((counts["minimum"].as_u64(), counts["maximum"].as_u64()), (Some(0), Some(u64::MAX)));
+        assert_eq!(
+            (field("limit")["minimum"].as_i64(), field("limit")["maximum"].as_i64()),
+            (Some(i64::MIN), Some(200))
+        );
+        assert_eq!(
+            (field("offset")["minimum"].as_i64(), field("offset")["maximum"].as_i64()),
+            (Some(i64::MIN), Some(i64::MAX))
+        );
+        assert_eq!(field("small")["maximum"].as_u64(), Some(u64::from(u16::MAX)));
     }
 }
